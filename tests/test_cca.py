@@ -1,0 +1,181 @@
+"""CCA, SVCCA and PWCCA: closed forms, invariances, the reference implementation, and bad input."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import analysis
+from analysis.cca import n_kept
+from analysis.reference import reference_cca_rho, reference_svcca_rho
+from layers import correlated_layers
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def known_correlations(rho: np.ndarray, n: int = 300, seed: int = 0):
+    """x (n, p) and y (n, p) whose canonical correlations are exactly `rho`, behind random invertible maps."""
+    rng = np.random.default_rng(seed)
+    p = len(rho)
+    q, _ = np.linalg.qr(rng.standard_normal((n, 2 * p)) - 0.0)
+    q = q - q.mean(axis=0)
+    q, _ = np.linalg.qr(q)  # orthonormal and centred: columns orthogonal to the ones vector
+    x = q[:, :p]
+    y = q[:, :p] * rho + q[:, p:] * np.sqrt(1 - rho**2)
+    return x @ rng.standard_normal((p, p)), y @ rng.standard_normal((p, p)) + 5.0
+
+
+def test_known_canonical_correlations():
+    rho = np.array([0.95, 0.7, 0.4, 0.1])
+    x, y = known_correlations(rho)
+    r = analysis.cca(x, y)
+    np.testing.assert_allclose(r.rho, rho, atol=1e-10)
+    assert r.mean == pytest.approx(rho.mean(), abs=1e-10)
+
+
+def test_variates_are_the_aligned_features():
+    x, y = correlated_layers(1)
+    r = analysis.cca(x, y)
+    u, v = r.x_variates(x), r.y_variates(y)
+    k = len(r.rho)
+    np.testing.assert_allclose(np.cov(u.T), np.eye(k), atol=1e-10)
+    np.testing.assert_allclose(np.cov(v.T), np.eye(k), atol=1e-10)
+    np.testing.assert_allclose(np.cov(u.T, v.T)[:k, k:], np.diag(r.rho), atol=1e-10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=seeds, n=st.integers(60, 150), dx=st.integers(1, 10), dy=st.integers(1, 10))
+def test_invariant_to_invertible_maps_translation_and_sample_order(seed, n, dx, dy):
+    x, y = correlated_layers(seed, n, dx, dy)
+    rng = np.random.default_rng(seed + 1)
+    ax = rng.standard_normal((dx, dx)) + 3 * np.eye(dx)
+    ay = rng.standard_normal((dy, dy)) + 3 * np.eye(dy)
+    perm = rng.permutation(n)
+    base = analysis.cca(x, y).rho
+    np.testing.assert_allclose(analysis.cca(x @ ax + 7.0, y @ ay - 2.0).rho, base, atol=1e-8)
+    np.testing.assert_allclose(analysis.cca(x[perm], y[perm]).rho, base, atol=1e-10)
+    np.testing.assert_allclose(analysis.cca(y, x).rho, base, atol=1e-10)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=seeds, dx=st.integers(2, 12))
+def test_invertible_map_of_itself_gives_one(seed, dx):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((100, dx))
+    y = x @ (rng.standard_normal((dx, dx)) + 3 * np.eye(dx))
+    for r in (analysis.cca(x, y), analysis.svcca(x, y, keep=dx), analysis.pwcca(x, y)):
+        np.testing.assert_allclose(r.rho, 1.0, atol=1e-9)
+        assert r.mean == pytest.approx(1.0, abs=1e-9)
+
+
+def test_independent_layers_baseline_falls_with_samples():
+    rng = np.random.default_rng(0)
+    means = [analysis.cca(rng.standard_normal((n, 20)), rng.standard_normal((n, 20))).mean for n in (100, 400, 1600)]
+    assert means[0] > means[1] > means[2]
+    assert means[2] < 0.15
+
+
+def test_dead_unit_is_ignored_not_nan():
+    x, y = correlated_layers(2)
+    dead = np.column_stack([x, np.full(len(x), 3.0)])
+    r = analysis.cca(dead, y)
+    assert np.all(np.isfinite(r.rho))
+    np.testing.assert_allclose(r.rho, analysis.cca(x, y).rho, atol=1e-10)
+    assert np.isfinite(analysis.pwcca(dead, y).mean)
+
+
+def test_torch_input_matches_numpy():
+    x, y = correlated_layers(3)
+    r = analysis.cca(torch.tensor(x, dtype=torch.float64), torch.tensor(y))
+    assert isinstance(r.rho, np.ndarray)
+    np.testing.assert_allclose(r.rho, analysis.cca(x, y).rho, atol=1e-12)
+
+
+def test_svcca_keeps_leading_directions():
+    rng = np.random.default_rng(4)
+    scales = np.array([10.0, 5.0, 2.0, 1.0, 0.5, 0.1])
+    x = rng.standard_normal((500, 6)) * scales
+    assert n_kept(np.linalg.svd(x - x.mean(0), compute_uv=False), 3) == 3
+    s = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    by_var, by_sv = n_kept(s, 0.95), n_kept(s, 0.95, by="singular_values")
+    assert by_var < by_sv  # the two rules give different k on the same layer
+    assert np.sum(s[:by_var] ** 2) / np.sum(s**2) >= 0.95 > np.sum(s[: by_var - 1] ** 2) / np.sum(s**2)
+    assert np.sum(s[:by_sv]) / np.sum(s) >= 0.95 > np.sum(s[: by_sv - 1]) / np.sum(s)
+    assert len(analysis.svcca(x, x @ rng.standard_normal((6, 6)), keep=4).rho) == 4
+    assert len(analysis.svcca(x, x, keep=1.0).rho) == 6
+
+
+def test_pwcca_weights_follow_the_paper():
+    x, y = correlated_layers(5, dx=8, dy=6)
+    r = analysis.pwcca(x, y)
+    assert np.all(r.weights >= 0) and r.weights.sum() == pytest.approx(1.0)
+    assert r.mean == pytest.approx(float(r.weights @ r.rho))
+    # direct formula: alpha_i = sum_j |<h_i, x_j>| with h_i the unit-norm canonical variates of x
+    h = r.x_variates(x)
+    h /= np.linalg.norm(h, axis=0)
+    alpha = np.abs(h.T @ (x - x.mean(0))).sum(axis=1)
+    np.testing.assert_allclose(r.weights, alpha / alpha.sum(), atol=1e-10)
+    # sign-invariant (the reference's pwcca.py is not), and not symmetric
+    flipped = analysis.pwcca(x * np.where(np.arange(8) % 2, -1.0, 1.0), -y)
+    np.testing.assert_allclose(flipped.mean, r.mean, atol=1e-12)
+    assert analysis.pwcca(y, x).mean != pytest.approx(r.mean, abs=1e-6)
+
+
+def test_pwcca_weights_favour_directions_the_neurons_use():
+    rng = np.random.default_rng(6)
+    n = 2000
+    strong, weak = rng.standard_normal(n), rng.standard_normal(n)
+    x = np.column_stack([strong + 0.01 * rng.standard_normal(n) for _ in range(5)] + [weak])
+    y = np.column_stack([strong + rng.standard_normal(n), weak])
+    r = analysis.pwcca(x, y)
+    # the direction shared by five neurons carries most of the weight, lowering the mean towards its rho
+    assert r.weights.max() > 0.8
+    assert r.mean < analysis.cca(x, y).mean
+
+
+def test_agrees_with_reference_algorithm_on_real_activations(ref_activations):
+    for x, y in ref_activations.values():
+        x, y = x.astype(np.float64), y.astype(np.float64)
+        np.testing.assert_allclose(analysis.cca(x, y).rho, reference_cca_rho(x, y), atol=1e-6)
+    x, y = (a.astype(np.float64) for a in ref_activations["svhn"])
+    for k in (10, 20, 50):
+        np.testing.assert_allclose(analysis.svcca(x, y, keep=k).rho, reference_svcca_rho(x, y, k), atol=1e-6)
+
+
+def test_real_activations_of_different_seeds_are_similar_but_not_identical(ref_activations):
+    x, y = ref_activations["mnist"]
+    r = analysis.cca(x, y)
+    assert 0.5 < r.mean < 0.99
+    assert r.rho[0] > 0.9
+
+
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        (np.full((10, 3), np.nan), np.ones((10, 3)), "NaN or Inf"),
+        (np.where(np.eye(10, 3) > 0, np.inf, 0.0), np.eye(10, 3), "NaN or Inf"),
+        (np.random.default_rng(0).normal(size=(10, 3)), np.random.default_rng(1).normal(size=(9, 3)), "same samples"),
+        (np.arange(10.0), np.random.default_rng(1).normal(size=(10, 3)), "2-D"),
+        (np.ones((10, 3)), np.random.default_rng(1).normal(size=(10, 3)), "no variance"),
+        (np.ones((1, 3)), np.ones((1, 3)), "at least 2"),
+        (np.array([["a", "b"], ["c", "d"]]), np.eye(2), "numbers"),
+    ],
+)
+@pytest.mark.parametrize("measure", [analysis.cca, analysis.svcca, analysis.pwcca])
+def test_bad_input_is_a_clear_error(measure, x, y, message):
+    with pytest.raises(ValueError, match=message):
+        measure(x, y)
+
+
+def test_fewer_samples_than_features_warns():
+    rng = np.random.default_rng(7)
+    with pytest.warns(RuntimeWarning, match="fewer samples than features"):
+        r = analysis.cca(rng.standard_normal((20, 30)), rng.standard_normal((20, 5)))
+    np.testing.assert_allclose(r.rho, 1.0, atol=1e-8)  # trivially 1: what the warning is about
+
+
+@pytest.mark.parametrize("keep", [0, -1, 1.5, 0.0, "all", True])
+def test_bad_keep_is_a_clear_error(keep):
+    x, y = correlated_layers(8)
+    with pytest.raises(ValueError, match="keep"):
+        analysis.svcca(x, y, keep=keep)

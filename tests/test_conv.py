@@ -1,0 +1,81 @@
+"""DFT-CCA on conv layers: exact on translation-invariant data, different spatial sizes, the reference loop."""
+import numpy as np
+import pytest
+
+import analysis
+from analysis.reference import reference_dft_cca_rho
+
+
+def shift_closed(seed: int, n0: int = 12, c: int = 3, h: int = 4, w: int = 4):
+    """Two conv layers of n0 images and every circular shift of them: a translation-invariant dataset."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n0, c, h, w))
+    b = np.tanh(np.einsum("nchw,cd->ndhw", a, rng.standard_normal((c, c + 1)))) + 0.5 * rng.standard_normal(
+        (n0, c + 1, h, w)
+    )
+    shifts = [(i, j) for i in range(h) for j in range(w)]
+    roll = lambda t: np.concatenate([np.roll(t, s, axis=(2, 3)) for s in shifts])  # noqa: E731
+    return roll(a), roll(b)
+
+
+def test_equals_cca_of_flattened_layers_on_translation_invariant_data():
+    a, b = shift_closed(0)
+    r = analysis.dft_cca(a, b)
+    flat = analysis.cca(analysis.flatten(a), analysis.flatten(b))
+    assert len(r.rho) == len(flat.rho)
+    np.testing.assert_allclose(r.rho, flat.rho, atol=1e-9)
+    assert r.mean == pytest.approx(flat.mean, abs=1e-9)
+
+
+def test_per_frequency_breakdown_and_conjugate_symmetry():
+    a, b = shift_closed(1, h=4, w=6)
+    r = analysis.dft_cca(a, b)
+    assert r.per_frequency.shape == (4, 6, 3)
+    assert np.all(np.diff(r.per_frequency, axis=2) <= 1e-12)  # descending within a frequency
+    # a real signal's frequencies (u, v) and (-u, -v) carry the same coefficients
+    np.testing.assert_allclose(r.per_frequency[1, 2], r.per_frequency[-1, -2], atol=1e-10)
+    np.testing.assert_allclose(np.sort(r.per_frequency.ravel())[::-1], r.rho, atol=1e-12)
+
+
+def test_agrees_with_one_reference_cca_per_frequency():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((200, 4, 5, 5))
+    b = a[:, :3] ** 2 + rng.standard_normal((200, 3, 5, 5))
+    np.testing.assert_allclose(analysis.dft_cca(a, b).rho, reference_dft_cca_rho(a, b), atol=1e-6)
+
+
+def test_different_spatial_sizes_compare_shared_low_frequencies():
+    rng = np.random.default_rng(3)
+    small = rng.standard_normal((300, 2, 4, 4))
+    big = small.repeat(2, axis=2).repeat(2, axis=3) + 0.1 * rng.standard_normal((300, 2, 8, 8))
+    r = analysis.dft_cca(big, small)
+    assert r.per_frequency.shape == (4, 4, 2)
+    assert r.per_frequency[0, 0, 0] > 0.9  # the shared coarse content is found
+    assert np.all((r.rho >= 0) & (r.rho <= 1))
+    assert analysis.dft_cca(small, big).per_frequency.shape == (4, 4, 2)
+
+
+def test_invariant_to_sample_order_and_channel_mixing():
+    a, b = shift_closed(4)
+    rng = np.random.default_rng(4)
+    perm = rng.permutation(len(a))
+    mix = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    base = analysis.dft_cca(a, b).rho
+    np.testing.assert_allclose(analysis.dft_cca(a[perm], b[perm]).rho, base, atol=1e-9)
+    np.testing.assert_allclose(analysis.dft_cca(np.einsum("nchw,cd->ndhw", a, mix), b).rho, base, atol=1e-8)
+
+
+def test_bad_input_is_a_clear_error():
+    rng = np.random.default_rng(5)
+    with pytest.raises(ValueError, match="4-D"):
+        analysis.dft_cca(rng.standard_normal((10, 4)), rng.standard_normal((10, 4)))
+    with pytest.raises(ValueError, match="same samples"):
+        analysis.dft_cca(rng.standard_normal((10, 2, 3, 3)), rng.standard_normal((9, 2, 3, 3)))
+    with pytest.raises(ValueError, match="no variance"):
+        analysis.dft_cca(np.ones((10, 2, 3, 3)), rng.standard_normal((10, 2, 3, 3)))
+
+
+def test_flatten_and_average_pool_shapes():
+    a = np.arange(2 * 3 * 4 * 5, dtype=float).reshape(2, 3, 4, 5)
+    assert analysis.flatten(a).shape == (2, 60)
+    np.testing.assert_allclose(analysis.average_pool(a), a.mean(axis=(2, 3)))
