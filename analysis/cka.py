@@ -1,16 +1,52 @@
 """Centred kernel alignment (Kornblith et al. 2019): linear and RBF, biased and debiased (similarities)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from .checks import as_pair
+from .checks import Array, as_pair, herm, like, mean64, to_numpy
 
 
 def linear_cka(x, y) -> float:
-    """Linear CKA (similarity in [0, 1]) of x (n, d_x) and y (n, d_y): ||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F), centred."""
-    return cka(x, y)
+    """Linear CKA (similarity in [0, 1]) of x (n, d_x) and y (n, d_y): ||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F), centred.
+
+    numpy or torch (any device); float32 input is multiplied in float32 and summed in float64.
+    """
+    x, y = as_pair(x, y, native=True)
+    return linear_cka_of(cka_layer(x), cka_layer(y))
+
+
+@dataclass(frozen=True)
+class CKALayer:
+    """A layer prepared for linear CKA: centred `xc` (n, d), its n x n Gram `k` if n < d, and ||X'X||_F."""
+
+    xc: Array
+    k: Array | None
+    norm: float
+
+
+def cka_layer(x: Array) -> CKALayer:
+    """Centre a validated layer (n, d) and compute the norm linear CKA divides by, in the cheaper space."""
+    xc = x - like(mean64(x, 0), x)
+    n, d = xc.shape
+    k = xc @ herm(xc) if n < d else None
+    return CKALayer(xc, k, _frobenius(k if k is not None else herm(xc) @ xc))
+
+
+def linear_cka_of(a: CKALayer, b: CKALayer) -> float:
+    """Linear CKA of two prepared layers: HSIC = ||A'B||_F^2 = <K, L>, from whichever form is cheaper."""
+    if a.k is not None and b.k is not None:
+        hsic = float(to_numpy((a.k * b.k).sum()).real)
+    else:
+        hsic = _frobenius(herm(a.xc) @ b.xc) ** 2
+    return float(np.clip(hsic / (a.norm * b.norm), 0.0, 1.0))
+
+
+def _frobenius(m: Array) -> float:
+    """Frobenius norm, summed in float64."""
+    return float(np.linalg.norm(to_numpy(m)))
 
 
 def cka(
@@ -27,21 +63,17 @@ def cka(
     distance matrix). `debiased=True` uses the unbiased HSIC estimator (Song et al. 2012), needing n > 3;
     it can dip slightly below 0 for unrelated layers, and is clipped to [0, 1] like the rest.
     """
-    x, y = as_pair(x, y)
     if kernel not in ("linear", "rbf"):
         raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
+    if kernel == "linear" and not debiased:
+        return linear_cka(x, y)
+    x, y = as_pair(x, y)
     if debiased and len(x) < 4:
         raise ValueError(f"debiased CKA needs at least 4 samples, got {len(x)}")
     x, y = x - x.mean(axis=0), y - y.mean(axis=0)
-    if kernel == "linear" and not debiased:
-        # feature-space form, O(n d^2): never builds n x n Gram matrices
-        xy = np.linalg.norm(y.T @ x) ** 2
-        value = xy / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
-    else:
-        k, l = (_gram(a, kernel, bandwidth) for a in (x, y))
-        hsic = _hsic_unbiased if debiased else _hsic_biased
-        value = hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
-    return float(np.clip(value, 0.0, 1.0))
+    k, l = (_gram(a, kernel, bandwidth) for a in (x, y))
+    hsic = _hsic_unbiased if debiased else _hsic_biased
+    return float(np.clip(hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l)), 0.0, 1.0))
 
 
 def _gram(x: np.ndarray, kernel: str, bandwidth: float) -> np.ndarray:

@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
-from .cca import subspace
-from .checks import as_pair, warn_if_saturated
+from .cca import cross, decompose
+from .checks import Array, as_pair, is_torch, like, mean64, warn_if_saturated
 
 
 @dataclass(frozen=True)
@@ -32,37 +33,77 @@ def dft_cca(a, b) -> DFTCCAResult:
 
     A 2-D DFT over the spatial axes block-diagonalises the covariance of translation-invariant data, so CCA
     splits into one (complex) CCA per frequency; the coefficients then equal CCA on the flattened layers.
-    Layers of different spatial size are compared on the low frequencies both have.
+    Layers of different spatial size are compared on the low frequencies both have. All frequencies are
+    solved in one batched computation (`cca.decompose` on a stack); for real input, frequencies (u, v) and
+    (-u, -v) are complex conjugates with the same coefficients, so each such pair is solved once. numpy or
+    torch (any device), float32 for float32 input, like `cca`.
     """
-    a, b = as_pair(a, b, ndim=4)
+    a, b = as_pair(a, b, ndim=4, native=True)
     h, w = min(a.shape[2], b.shape[2]), min(a.shape[3], b.shape[3])
-    fa, fb = _low_frequencies(a, h, w), _low_frequencies(b, h, w)
     k = min(a.shape[1], b.shape[1])
     warn_if_saturated(len(a), a.shape[1], b.shape[1])
-    per_frequency = np.zeros((h, w, k))
-    found = []
-    for i in range(h):
-        for j in range(w):
-            rho = _frequency_rho(fa[:, :, i, j], fb[:, :, i, j])
-            per_frequency[i, j, : len(rho)] = rho
-            found.append(rho)
-    return DFTCCAResult(np.sort(np.concatenate(found))[::-1], per_frequency)
+    real = not any(t.is_complex() if is_torch(t) else np.iscomplexobj(t) for t in (a, b))
+    solved, source = _distinct_frequencies(h, w, a.shape[2:], b.shape[2:], real)
+    # centring over samples commutes with the DFT: centre the (real) layers once, not every frequency
+    ba, bb = (decompose(_frequency_stack(t - like(mean64(t, 0), t), solved), centred=True) for t in (a, b))
+    rho = np.linalg.svd(cross(ba, bb), compute_uv=False).clip(0, 1)[:, :k]  # (len(solved), <= k)
+    found = np.minimum(ba.rank, bb.rank)[source]  # each frequency's number of coefficients
+    per_frequency = np.zeros((h * w, k))
+    per_frequency[:, : rho.shape[1]] = rho[source]
+    per_frequency[np.arange(k) >= found[:, None]] = 0.0
+    everything = per_frequency[np.arange(k) < found[:, None]]
+    return DFTCCAResult(np.sort(everything)[::-1], per_frequency.reshape(h, w, k))
 
 
-def _low_frequencies(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    """The DFT of x over its spatial axes, restricted to the h x w lowest frequencies (signed order)."""
-    f = np.fft.fft2(x, axes=(2, 3))
-    rows = np.fft.fftfreq(h, 1 / h).astype(int) % x.shape[2]
-    cols = np.fft.fftfreq(w, 1 / w).astype(int) % x.shape[3]
-    return f[:, :, rows][:, :, :, cols]
+def _distinct_frequencies(h: int, w: int, size_a, size_b, real: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The h x w lowest signed frequencies (r, c), flattened: those to solve (n_solved, 2), and each one's row in them.
+
+    With real input, frequencies f and -f carry conjugate data (the same canonical correlations) when -f is
+    also kept and stands for the same DFT coefficients in both layers; such a pair is solved once, preferring
+    the member with c >= 0, which a real FFT stores.
+    """
+    fr, fc = (g.ravel() for g in np.meshgrid(np.fft.fftfreq(h, 1 / h), np.fft.fftfreq(w, 1 / w), indexing="ij"))
+    fr, fc = fr.astype(int), fc.astype(int)
+
+    def key(r, c):  # the DFT coefficient (r, c) stands for, in each layer
+        return tuple(zip(r % size_a[0], c % size_a[1], r % size_b[0], c % size_b[1]))
+
+    own = np.arange(h * w)
+    index = dict(zip(key(fr, fc), own))
+    partner = np.array([index.get(k, i) for i, k in zip(own, key(-fr, -fc))])
+    # rank each frequency by (c < 0, position) and let the better of each pair stand for both
+    better = (fc < 0) * h * w + own
+    representative = np.where(real & (better[partner] < better), partner, own)
+    solved, source = np.unique(representative, return_inverse=True)
+    return np.stack([fr[solved], fc[solved]], axis=1), source
 
 
-def _frequency_rho(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Canonical correlations of one frequency's complex channel vectors; none if a side has no variance."""
-    if not (np.any(x != x[:1]) and np.any(y != y[:1])):
-        return np.zeros(0)
-    bx, by = subspace(x), subspace(y)
-    return np.linalg.svd(bx.u.conj().T @ by.u, compute_uv=False)[: min(len(bx.s), len(by.s))].clip(0, 1)
+def _frequency_stack(x: Array, frequencies: np.ndarray) -> Array:
+    """x's 2-D DFT over its spatial axes at the given signed frequencies (m, 2), as a stack (m, n, channels).
+
+    Real input: from the half spectrum a real FFT computes, X(r, c) = conj X(-r, -c) for the other half.
+    """
+    n, c, height, width = x.shape
+    r, col = frequencies[:, 0] % height, frequencies[:, 1] % width
+    if is_torch(x):
+        import torch
+
+        real = not x.is_complex()
+        f = torch.fft.rfft2(x, dim=(2, 3)) if real else torch.fft.fft2(x, dim=(2, 3))
+    else:
+        real = not np.iscomplexobj(x)
+        f = scipy.fft.rfft2(x, axes=(2, 3)) if real else scipy.fft.fft2(x, axes=(2, 3))
+    mirrored = real & (col > width // 2)
+    r, col = np.where(mirrored, -r % height, r), np.where(mirrored, -col % width, col)
+    flat = r * f.shape[3] + col
+    f = f.reshape(n * c, -1)
+    if is_torch(x):
+        stack = f.T[torch.as_tensor(flat, device=x.device)]
+        stack = torch.where(torch.as_tensor(mirrored, device=x.device)[:, None], stack.conj(), stack)
+        return stack.reshape(-1, n, c).contiguous()
+    stack = f.T[flat]  # one gathering copy, frequencies first
+    stack[mirrored] = stack[mirrored].conj()
+    return stack.reshape(-1, n, c)
 
 
 def flatten(a) -> np.ndarray:

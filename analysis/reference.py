@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def reference_cca_rho(x: np.ndarray, y: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
-    """Canonical correlations of x (n, d_x), y (n, d_y) by the reference algorithm: min(d_x, d_y) values."""
+def reference_cca(x: np.ndarray, y: np.ndarray, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference algorithm on x (n, d_x), y (n, d_y): canonical correlations (min(d_x, d_y),) and, as
+    `cca_core.compute_ccas` returns them, the directions in the whitened spaces: `coef_x` (d_x, d_x), `coef_y`."""
     dx = x.shape[1]
     cov = np.cov(x.T, y.T)
     sxx, sxy, syy = cov[:dx, :dx], cov[:dx, dx:], cov[dx:, dx:]
@@ -21,7 +22,13 @@ def reference_cca_rho(x: np.ndarray, y: np.ndarray, epsilon: float = 0.0) -> np.
     sxx = sxx + epsilon * np.eye(len(sxx))
     syy = syy + epsilon * np.eye(len(syy))
     wx, wy = _sqrtm_psd(np.linalg.pinv(sxx)), _sqrtm_psd(np.linalg.pinv(syy))
-    return np.abs(np.linalg.svd(wx @ sxy @ wy, compute_uv=False))
+    u, s, vh = np.linalg.svd(wx @ sxy @ wy)
+    return np.abs(s), u.T, vh
+
+
+def reference_cca_rho(x: np.ndarray, y: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
+    """Canonical correlations of x (n, d_x), y (n, d_y) by the reference algorithm: min(d_x, d_y) values."""
+    return reference_cca(x, y, epsilon)[0]
 
 
 def reference_svcca_rho(x: np.ndarray, y: np.ndarray, keep: int) -> np.ndarray:

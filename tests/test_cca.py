@@ -1,4 +1,6 @@
 """CCA, SVCCA and PWCCA: closed forms, invariances, the reference implementation, and bad input."""
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -6,11 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import analysis
-from analysis.cca import n_kept
+import analysis.checks
+from analysis.cca import decompose, n_kept
 from analysis.reference import reference_cca_rho, reference_svcca_rho
 from layers import correlated_layers
 
 seeds = st.integers(0, 2**32 - 1)
+cca_module = importlib.import_module("analysis.cca")  # the module: `analysis.cca` is the function
 
 
 def known_correlations(rho: np.ndarray, n: int = 300, seed: int = 0):
@@ -179,3 +183,109 @@ def test_bad_keep_is_a_clear_error(keep):
     x, y = correlated_layers(8)
     with pytest.raises(ValueError, match="keep"):
         analysis.svcca(x, y, keep=keep)
+
+
+@pytest.fixture
+def torch_path(monkeypatch):
+    """Run torch tensors on the CPU through the torch code path (as on an accelerator), not numpy's."""
+    monkeypatch.setattr(analysis.checks, "CPU_TENSORS_AS_NUMPY", False)
+
+
+def conditioned(seed: int, n: int, d: int, kappa: float) -> np.ndarray:
+    """A layer (n, d) whose centred singular values span `kappa`, in rotated (not unit-aligned) directions."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, d)))
+    q, _ = np.linalg.qr(q - q.mean(axis=0))
+    v, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    return (q * np.logspace(0, -np.log10(kappa), d)) @ v.T + 3.0
+
+
+MEASURES = {
+    "cca": lambda x, y: analysis.cca(x, y),
+    "svcca": lambda x, y: analysis.svcca(x, y, keep=6),
+    "pwcca": lambda x, y: analysis.pwcca(x, y),
+}
+
+
+@pytest.mark.parametrize("measure", list(MEASURES))
+def test_gram_and_svd_routes_agree(measure, monkeypatch):
+    x, y = correlated_layers(9, n=400)
+    gram = MEASURES[measure](x, y)
+    monkeypatch.setattr(cca_module, "GRAM_CONDITION_LIMIT", 0.0)  # every layer by SVD
+    svd = MEASURES[measure](x, y)
+    np.testing.assert_allclose(gram.rho, svd.rho, atol=1e-12)
+    np.testing.assert_allclose(gram.weights, svd.weights, atol=1e-12)
+    # the same canonical variates, up to each one's sign
+    np.testing.assert_allclose(np.abs(gram.x_variates(x)), np.abs(svd.x_variates(x)), atol=1e-9)
+
+
+def test_route_follows_the_conditioning():
+    x, y = correlated_layers(10, n=400)
+    assert decompose(x).basis is None and decompose(x, spectral=True).basis is None  # Gram route
+    assert decompose(np.column_stack([x, np.ones(400)])).basis is not None  # dead unit
+    assert decompose(np.column_stack([x, x[:, 0] - x[:, 1]])).basis is not None  # collinear
+    assert decompose(x[:10]).basis is not None  # fewer samples than features
+    assert decompose(conditioned(0, 400, 8, 3e3)).basis is not None  # κ(G) = 9e6 > 1e6
+    # CCA ignores each unit's scale, so units of very different scales stay on the Gram route
+    stretched = x * np.logspace(-4, 4, x.shape[1])
+    assert decompose(stretched).basis is None
+    assert decompose(stretched, spectral=True).basis is not None  # SVCCA's spectrum does see scales
+    np.testing.assert_allclose(analysis.cca(stretched, y).rho, analysis.cca(x, y).rho, atol=1e-10)
+
+
+def test_gram_route_is_accurate_up_to_its_limit(monkeypatch):
+    x, y = conditioned(1, 500, 8, 900.0), conditioned(2, 500, 6, 1.0)  # κ(G) = 8.1e5, just accepted
+    y = y + 0.5 * x[:, :6]
+    assert decompose(x).basis is None and decompose(x, spectral=True).basis is None
+    gram = analysis.cca(x, y)
+    monkeypatch.setattr(cca_module, "GRAM_CONDITION_LIMIT", 0.0)
+    np.testing.assert_allclose(gram.rho, analysis.cca(x, y).rho, atol=1e-9)
+
+
+@pytest.mark.parametrize("measure", [*MEASURES, "linear_cka"])
+def test_float32_input_to_stated_accuracy(measure):
+    x, y = correlated_layers(11, n=1000)
+    fn = MEASURES.get(measure, analysis.linear_cka)
+    exact, single = fn(x, y), fn(x.astype(np.float32), y.astype(np.float32))
+    if measure == "linear_cka":
+        assert single == pytest.approx(exact, abs=1e-5)
+        return
+    assert single.rho.dtype == np.float64
+    np.testing.assert_allclose(single.rho, exact.rho, atol=1e-5)
+    assert single.mean == pytest.approx(exact.mean, abs=1e-5)
+    assert not np.allclose(single.rho, exact.rho, atol=1e-12, rtol=0)  # it really ran in float32
+
+
+@pytest.mark.parametrize("measure", [*MEASURES, "linear_cka"])
+def test_torch_path(measure, torch_path):
+    x, y = correlated_layers(12, n=500)
+    fn = MEASURES.get(measure, analysis.linear_cka)
+    value = (lambda r: r) if measure == "linear_cka" else (lambda r: r.rho)
+    exact = value(fn(x, y))
+    np.testing.assert_allclose(value(fn(torch.tensor(x), torch.tensor(y))), exact, atol=1e-12)
+    np.testing.assert_allclose(value(fn(torch.tensor(x).float(), torch.tensor(y).float())), exact, atol=1e-5)
+    np.testing.assert_allclose(value(fn(torch.tensor(x), y)), exact, atol=1e-12)  # mixed: torch's side
+    dead = np.column_stack([x, np.full(500, 2.0)])  # the SVD route, in torch
+    np.testing.assert_allclose(value(fn(torch.tensor(dead), torch.tensor(y))), value(fn(dead, y)), atol=1e-12)
+
+
+def test_float32_path_on_real_activations(ref_activations):
+    # against float64 on the same float32 values: Gram matrices accumulate in double, bases stay float32
+    for x, y in ref_activations.values():
+        x64, y64 = x.astype(np.float64), y.astype(np.float64)
+        np.testing.assert_allclose(analysis.cca(x, y).rho, analysis.cca(x64, y64).rho, atol=1e-7)
+        assert analysis.pwcca(x, y).mean == pytest.approx(analysis.pwcca(x64, y64).mean, abs=1e-7)
+        np.testing.assert_allclose(analysis.svcca(x, y, keep=5).rho, analysis.svcca(x64, y64, keep=5).rho, atol=1e-5)
+
+
+def test_single_precision_products_accumulate_in_double_chunk_by_chunk():
+    from analysis.checks import cross_product
+
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((9000, 500)).astype(np.float32)  # several chunks of rows
+    b = a[:, :300] * 2 + 1
+    exact = a.astype(np.float64).T @ b.astype(np.float64)
+    np.testing.assert_allclose(cross_product(a, b, wide=True), exact, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(cross_product(a, a, wide=True), a.astype(np.float64).T @ a, rtol=1e-12, atol=1e-9)
+    z = (rng.standard_normal((3, 40, 5)) + 1j * rng.standard_normal((3, 40, 5))).astype(np.complex64)
+    np.testing.assert_allclose(cross_product(z, z, wide=True), z.astype(np.complex128).conj().mT @ z, atol=1e-12)

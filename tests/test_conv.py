@@ -1,8 +1,11 @@
 """DFT-CCA on conv layers: exact on translation-invariant data, different spatial sizes, the reference loop."""
 import numpy as np
 import pytest
+import torch
 
 import analysis
+import analysis.checks
+from analysis.conv import _distinct_frequencies
 from analysis.reference import reference_dft_cca_rho
 
 
@@ -79,3 +82,63 @@ def test_flatten_and_average_pool_shapes():
     a = np.arange(2 * 3 * 4 * 5, dtype=float).reshape(2, 3, 4, 5)
     assert analysis.flatten(a).shape == (2, 60)
     np.testing.assert_allclose(analysis.average_pool(a), a.mean(axis=(2, 3)))
+
+
+def per_frequency_loop(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Oracle: one exact (SVD-based) complex CCA per shared low frequency, in a loop, as (h, w, k)."""
+    h, w = min(a.shape[2], b.shape[2]), min(a.shape[3], b.shape[3])
+    k = min(a.shape[1], b.shape[1])
+
+    def basis(f):
+        f = f - f.mean(axis=0)
+        u, s, _ = np.linalg.svd(f, full_matrices=False)
+        return u[:, s > s[0] * max(f.shape) * np.finfo(float).eps]
+
+    out = np.zeros((h, w, k))
+    for i, r in enumerate(np.fft.fftfreq(h, 1 / h).astype(int)):
+        for j, c in enumerate(np.fft.fftfreq(w, 1 / w).astype(int)):
+            ua, ub = (basis(np.fft.fft2(t, axes=(2, 3))[:, :, r % t.shape[2], c % t.shape[3]]) for t in (a, b))
+            rho = np.linalg.svd(ua.conj().T @ ub, compute_uv=False)[: min(ua.shape[1], ub.shape[1])]
+            out[i, j, : len(rho)] = rho
+    return out
+
+
+@pytest.mark.parametrize("size_a, size_b", [((6, 6), (6, 6)), ((8, 8), (4, 4)), ((7, 5), (5, 3)), ((4, 6), (8, 5))])
+def test_batched_frequencies_equal_a_loop_over_them(size_a, size_b):
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((150, 3, *size_a))
+    b = rng.standard_normal((150, 4, *size_b)) + np.resize(a[:, :1, : size_b[0], : size_b[1]], (150, 4, *size_b))
+    r = analysis.dft_cca(a, b)
+    np.testing.assert_allclose(r.per_frequency, per_frequency_loop(a, b), atol=1e-9)
+
+
+def test_each_conjugate_pair_is_solved_once():
+    solved, source = _distinct_frequencies(16, 16, (16, 16), (16, 16), real=True)
+    assert len(solved) == (256 + 4) // 2  # (0,0), (0,8), (8,0), (8,8) are their own conjugates
+    assert np.all(solved[:, 1] % 16 <= 8)  # the half a real FFT stores
+    assert len(np.unique(source)) == len(solved) and len(source) == 256
+    assert len(_distinct_frequencies(16, 16, (16, 16), (16, 16), real=False)[0]) == 256
+    # sizes differ: in the 16 x 16 layer, row or column -4 of the 8 x 8 shared grid has no conjugate there
+    # (15 frequencies), the other 49 pair up but for (0, 0)
+    assert len(_distinct_frequencies(8, 8, (16, 16), (8, 8), real=True)[0]) == 15 + 24 + 1
+
+
+def test_rank_deficient_frequencies_drop_null_directions():
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((100, 3, 4, 4))
+    a = np.concatenate([a, a[:, :1] - a[:, 1:2]], axis=1)  # a fourth channel in the span of the others
+    b = a[:, :2] + rng.standard_normal((100, 2, 4, 4))
+    r = analysis.dft_cca(a, b)
+    np.testing.assert_allclose(r.per_frequency, per_frequency_loop(a, b), atol=1e-9)
+    assert r.rho.shape == (4 * 4 * 2,)
+
+
+def test_float32_and_torch_paths(monkeypatch):
+    a, b = shift_closed(8)
+    exact = analysis.dft_cca(a, b).per_frequency
+    single = analysis.dft_cca(a.astype(np.float32), b.astype(np.float32)).per_frequency
+    np.testing.assert_allclose(single, exact, atol=1e-5)
+    monkeypatch.setattr(analysis.checks, "CPU_TENSORS_AS_NUMPY", False)  # torch's own code path, on the CPU
+    np.testing.assert_allclose(analysis.dft_cca(torch.tensor(a), torch.tensor(b)).per_frequency, exact, atol=1e-12)
+    single = analysis.dft_cca(torch.tensor(a).float(), torch.tensor(b).float()).per_frequency
+    np.testing.assert_allclose(single, exact, atol=1e-5)

@@ -1,0 +1,313 @@
+"""Streaming statistics (similarities): CCA, SVCCA, PWCCA and linear CKA over more samples than fit in memory.
+
+Batch by batch, each layer's mean and centred Gram matrix and each pair's centred cross-Gram matrix are
+accumulated in float64, merging batches by Chan, Golub & LeVeque's pairwise update (each batch centred on
+its own mean, so large means never cancel against small variances). Memory is O(sum of d_i d_j) whatever
+the number of samples. The measures are then necessarily covariance-based: each layer is factored from its
+Gram matrix by an eigendecomposition (`cca.decompose_gram`), dropping directions whose eigenvalue is below
+sqrt(eps) ~ 1.5e-8 of the largest (singular values below ~1.2e-4 of the largest), with errors ~eps·κ(x)²
+for the rest. On layers with κ(x) up to ~1e3 results equal the in-memory functions to ~1e-10; beyond ~1e4
+the in-memory SVD route keeps directions a Gram matrix cannot resolve.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import checks
+from .cca import CCAResult, KeepRule, cca_of, decompose_gram, mean_correlation, n_kept
+from .checks import Array, herm, is_torch, like, to_numpy
+from .grid import Grid, Measure, check_measure
+
+
+class GridStats:
+    """Running sums for every pair of a row layer and a column layer, fed batch by batch (`update`).
+
+    `rows`, `cols`: layer names (cols None: the same layers, e.g. one network against itself). Conv
+    activations (batch, c, h, w) are flattened (`reduce="flatten"`) or averaged over positions ("mean").
+    Accumulators live in the first batch's library and device (numpy, or torch), in float64.
+    """
+
+    def __init__(
+        self, rows: Sequence, cols: Sequence | None = None, reduce: Literal["flatten", "mean"] = "flatten"
+    ):
+        if reduce not in ("flatten", "mean"):
+            raise ValueError(f"reduce must be 'flatten' or 'mean', got {reduce!r}")
+        self.rows, self.same = tuple(rows), cols is None
+        self.cols = self.rows if cols is None else tuple(cols)
+        if not self.rows or not self.cols:
+            raise ValueError("GridStats needs at least one row layer and one column layer")
+        self.reduce = reduce
+        self.n = 0
+        self.batches = 0
+        self._pairs = [
+            ((0, r), (0 if self.same else 1, c))
+            for i, r in enumerate(self.rows)
+            for j, c in enumerate(self.cols)
+            if not self.same or i < j
+        ]
+        self._home = None  # an empty array where the accumulators live
+        self._mean: dict = {}
+        self._gram: dict = {}
+        self._cross: dict = {}
+
+    def update(self, batch_rows: Mapping, batch_cols: Mapping | None = None) -> GridStats:
+        """Add a batch: mappings layer name -> activations (b, d) or (b, c, h, w), numpy or torch, same b."""
+        if self.same != (batch_cols is None):
+            raise ValueError("pass batch_cols exactly when the column layers differ from the row layers")
+        acts = {}
+        for side, batch in ((0, batch_rows), (1, batch_cols)):
+            names = self.rows if side == 0 else () if self.same else self.cols
+            missing = [name for name in names if name not in batch]
+            if missing:
+                raise ValueError(f"batch {self.batches}: no activations for layer(s) {missing}")
+            for name in names:
+                acts[side, name] = self._float64(batch[name], (side, name))
+        sizes = {f"{('row', 'column')[side]} {name!r}": len(x) for (side, name), x in acts.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"batch {self.batches}: the layers hold different numbers of samples: {sizes}")
+        b = next(iter(sizes.values()))
+        if b == 0:
+            return self
+        # Chan et al.: merge the batch's own centred sums with a rank-one correction between the two means
+        merged = self.n + b
+        factor = self.n * b / merged
+        centred, delta = {}, {}
+        for key, x in acts.items():
+            mean_b = x.mean(0)
+            centred[key] = x - mean_b
+            if self.n == 0:
+                self._mean[key], self._gram[key] = mean_b, herm(centred[key]) @ centred[key]
+            else:
+                delta[key] = mean_b - self._mean[key]
+                self._gram[key] += herm(centred[key]) @ centred[key] + factor * _outer(delta[key], delta[key])
+                self._mean[key] += delta[key] * (b / merged)
+        for p, q in self._pairs:
+            product = herm(centred[p]) @ centred[q]
+            if self.n == 0:
+                self._cross[p, q] = product
+            else:
+                self._cross[p, q] += product + factor * _outer(delta[p], delta[q])
+        self.n, self.batches = merged, self.batches + 1
+        return self
+
+    def cca(self, row, col) -> CCAResult:
+        """CCA (as `analysis.cca`) of a row layer and a column layer over every sample so far."""
+        return self._similarity("cca", row, col)
+
+    def svcca(self, row, col, keep: int | float = 0.99, by: KeepRule = "variance") -> CCAResult:
+        """SVCCA (as `analysis.svcca`) of a row layer and a column layer over every sample so far."""
+        return self._similarity("svcca", row, col, keep=keep, by=by)
+
+    def pwcca(self, row, col) -> CCAResult:
+        """PWCCA (as `analysis.pwcca`, weights from the row layer) over every sample so far."""
+        return self._similarity("pwcca", row, col)
+
+    def linear_cka(self, row, col) -> float:
+        """Linear CKA (as `analysis.linear_cka`) of a row layer and a column layer over every sample so far."""
+        return self._similarity("linear_cka", row, col)
+
+    def grid(self, measure: Measure = "svcca", **options) -> Grid:
+        """Every row layer against every column layer, as `analysis.similarity_grid` (options: svcca's).
+
+        Each layer is factored once, as in `similarity_grid`."""
+        check_measure(measure, options)
+        rows = [self._prepare(measure, 0, name, options) for name in self.rows]
+        cols = rows if self.same else [self._prepare(measure, 1, name, options) for name in self.cols]
+        values = np.array([
+            [_mean(self._pair(measure, rows[i], cols[j], r, c, full=False)) for j, c in enumerate(self.cols)]
+            for i, r in enumerate(self.rows)
+        ])
+        return Grid(values, self.rows, self.cols, measure)
+
+    def _similarity(self, measure: str, row, col, **options):
+        bx, by = self._prepare(measure, 0, row, options), self._prepare(measure, 1, col, options)
+        return self._pair(measure, bx, by, row, col)
+
+    def _prepare(self, measure: str, side: int, name, options: dict):
+        """A layer factored for `measure`: its Subspace (top directions for SVCCA), or for CKA its ||X'X||_F."""
+        gram, mean = self._moments(side, name)
+        if measure == "linear_cka":
+            return float(np.linalg.norm(gram))
+        sub = decompose_gram(gram, mean)
+        if measure == "svcca":
+            sub = sub.top(n_kept(sub.s, options.get("keep", 0.99), options.get("by", "variance")))
+        return sub
+
+    def _pair(self, measure: str, x, y, row, col, full: bool = True):
+        cross_gram = self._cross_gram(row, col)
+        if measure == "linear_cka":
+            return float(np.clip(np.linalg.norm(cross_gram) ** 2 / (x * y), 0.0, 1.0))
+        product = herm(x.w) @ cross_gram @ y.w
+        if measure == "pwcca":
+            return cca_of(x, y, self.n, "projection", product)
+        return cca_of(x, y, self.n, product=product) if full else mean_correlation(x, y, self.n, product)
+
+    def _float64(self, x, key: tuple) -> Array:
+        """A batch of one layer as a float64 (b, d) array where the accumulators live, checked.
+
+        They live where the first batch's first layer does: numpy for numpy arrays and CPU tensors (as in
+        `checks`), else that tensor's device."""
+        name = key[1]
+        if is_torch(x):
+            import torch
+
+            x = x.detach().to(torch.float64)
+            if checks.CPU_TENSORS_AS_NUMPY and x.device.type == "cpu":
+                x = x.numpy()
+        else:
+            x = np.asarray(x, dtype=np.float64)
+        if self._home is None:
+            self._home = x[:0]
+        x = like(x, self._home) if is_torch(self._home) else to_numpy(x)
+        if x.ndim == 4:
+            x = x.reshape(len(x), -1) if self.reduce == "flatten" else x.mean((2, 3))
+        if x.ndim != 2:
+            raise ValueError(
+                f"batch {self.batches}: layer {name!r} must be (batch, features) or conv, got {tuple(x.shape)}"
+            )
+        if not bool(x.isfinite().all() if is_torch(x) else np.isfinite(x).all()):
+            raise ValueError(f"batch {self.batches}: layer {name!r} contains NaN or Inf")
+        known = self._mean.get(key)
+        if known is not None and x.shape[1] != known.shape[0]:
+            raise ValueError(
+                f"batch {self.batches}: layer {name!r} has {x.shape[1]} features, earlier batches {known.shape[0]}"
+            )
+        return x
+
+    def _moments(self, side: int, name) -> tuple[np.ndarray, np.ndarray]:
+        """A layer's centred Gram matrix and mean, float64 numpy, checked for samples and variance."""
+        names = self.rows if side == 0 or self.same else self.cols
+        if name not in names:
+            raise ValueError(f"unknown {'row' if side == 0 else 'column'} layer {name!r}; known: {list(names)}")
+        if self.n < 2:
+            raise ValueError(f"{self.n} sample(s) accumulated; at least 2 are needed")
+        key = (0 if self.same else side, name)
+        gram, mean = to_numpy(self._gram[key]), to_numpy(self._mean[key])
+        # centring a constant leaves only rounding: the Gram matrix is then at the level of eps * |mean|
+        if np.trace(gram) <= self.n * gram.shape[0] * (16 * np.finfo(float).eps * np.abs(mean).max()) ** 2:
+            raise ValueError(f"layer {name!r} has no variance: every feature is constant over the samples")
+        return gram, mean
+
+    def _cross_gram(self, row, col) -> np.ndarray:
+        """The centred cross-Gram matrix (d_row, d_col) of a row and a column layer, float64 numpy."""
+        if not self.same:
+            return to_numpy(self._cross[(0, row), (1, col)])
+        i, j = self.rows.index(row), self.cols.index(col)
+        if i == j:
+            return to_numpy(self._gram[0, row])
+        return to_numpy(self._cross[(0, row), (0, col)] if i < j else herm(self._cross[(0, col), (0, row)]))
+
+
+class CrossStats:
+    """Running sums of two layers x and y, fed batch by batch: `stats.update(x_batch, y_batch)`, then
+    `stats.cca()`, `.svcca(keep)`, `.pwcca()`, `.linear_cka()` over every sample so far (module docstring)."""
+
+    def __init__(self, reduce: Literal["flatten", "mean"] = "flatten"):
+        self._stats = GridStats(["x"], ["y"], reduce)
+
+    @property
+    def n(self) -> int:
+        """Samples accumulated so far."""
+        return self._stats.n
+
+    def update(self, x, y) -> CrossStats:
+        """Add a batch: x (b, d_x), y (b, d_y) (or conv (b, c, h, w)), numpy or torch, the same b samples."""
+        self._stats.update({"x": x}, {"y": y})
+        return self
+
+    def cca(self) -> CCAResult:
+        """CCA of x and y over every sample so far, as `analysis.cca`."""
+        return self._stats.cca("x", "y")
+
+    def svcca(self, keep: int | float = 0.99, by: KeepRule = "variance") -> CCAResult:
+        """SVCCA of x and y over every sample so far, as `analysis.svcca`."""
+        return self._stats.svcca("x", "y", keep, by)
+
+    def pwcca(self) -> CCAResult:
+        """PWCCA of x and y (weights from x) over every sample so far, as `analysis.pwcca`."""
+        return self._stats.pwcca("x", "y")
+
+    def linear_cka(self) -> float:
+        """Linear CKA of x and y over every sample so far, as `analysis.linear_cka`."""
+        return self._stats.linear_cka("x", "y")
+
+
+def stream_stats(
+    model,
+    data: Iterable,
+    rows: Sequence[str],
+    cols: Sequence[str] | None = None,
+    *,
+    other=None,
+    reduce: Literal["flatten", "mean"] = "flatten",
+    device=None,
+    progress: bool | None = None,
+) -> GridStats:
+    """Run `data` (batches, e.g. a DataLoader; of (inputs, ...) tuples or inputs) through torch `model` and
+    accumulate `GridStats` for its named submodules `rows` against `cols` (of `other` if given, else of
+    `model`; None: `rows` against themselves), holding one batch of activations at a time.
+
+    Forward hooks capture each named module's output (the first element of a tuple output) under
+    `torch.no_grad()` in eval mode (the modes and hooks are restored afterwards); `device`: where the
+    inputs are sent (default: the device of the model's first parameter).
+    """
+    import torch
+
+    if other is not None and cols is None:
+        raise ValueError("pass cols, the layers of `other` to compare with, along with other")
+    nets = [(model, rows), (other if other is not None else model, cols)] if cols is not None else [(model, rows)]
+    stats = GridStats(rows, cols, reduce)
+    captured: list[dict] = [{} for _ in nets]
+    hooks, modes = [], []
+    try:
+        for (net, names), store in zip(nets, captured):
+            modules = dict(net.named_modules())
+            unknown = [name for name in names if name not in modules]
+            if unknown:
+                raise ValueError(f"no module(s) named {unknown} in {type(net).__name__}")
+            hooks += [modules[name].register_forward_hook(_capture(store, name)) for name in names]
+        for net in {id(net): net for net, _ in nets}.values():
+            modes.append((net, net.training))
+            net.eval()
+        bar = tqdm(data, desc="streaming statistics", disable=progress is False, delay=0 if progress else 2.0)
+        with torch.no_grad():
+            for batch in bar:
+                inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+                for store in captured:
+                    store.clear()
+                done = set()
+                for net, _ in nets:
+                    if id(net) not in done:
+                        net(inputs.to(device if device is not None else _device(net)))
+                        done.add(id(net))
+                stats.update(*(dict(store) for store in captured))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for net, training in modes:
+            net.train(training)
+    return stats
+
+
+def _capture(store: dict, name: str):
+    def hook(module, inputs, output):
+        store[name] = (output[0] if isinstance(output, (tuple, list)) else output).detach()
+
+    return hook
+
+
+def _device(net):
+    parameter = next(net.parameters(), None)
+    return parameter.device if parameter is not None else "cpu"
+
+
+def _outer(a: Array, b: Array) -> Array:
+    return a[:, None] * b[None, :]
+
+
+def _mean(value) -> float:
+    return value if isinstance(value, float) else value.mean
