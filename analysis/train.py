@@ -82,7 +82,7 @@ class RunConfig:
 # full: the papers' scale on CIFAR-10 (a GPU is expected).
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
-        "mlp": dict(epochs=10, lr=0.02),
+        "mlp": dict(epochs=10),
         "convnet": dict(width=0.25, epochs=8),
         "resnet": dict(options=(("blocks", 1),), epochs=8),
     },

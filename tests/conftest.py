@@ -1,8 +1,11 @@
-"""Shared fixtures: real reference activations when ../shared is present, and random layers."""
+"""Shared fixtures: real reference activations when ../shared is present, and a scratch run cache."""
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from analysis import data
+from analysis.paths import data_dir
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "ref" / "svcca_tutorial_activations.npz"
 
@@ -18,3 +21,15 @@ def ref_activations() -> dict[str, np.ndarray]:
             "svhn": (f["svhn_fc200_net0"], f["svhn_fc200_net1"]),
         }
 
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """An empty `data/` (SVCCA_DATA) whose Fashion-MNIST is a link to the project's prepared copy."""
+    try:
+        source = data.prepare("fashion-mnist", data_dir())
+    except data.DataUnavailable as error:
+        pytest.skip(str(error))
+    (tmp_path / "FashionMNIST").symlink_to(source / "FashionMNIST")
+    monkeypatch.setenv("SVCCA_DATA", str(tmp_path))
+    return tmp_path

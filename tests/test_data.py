@@ -1,0 +1,92 @@
+"""Datasets: the offline Debian route, seeded subsets, random labels, normalisation, augmentation."""
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from analysis import data
+
+
+def _idx_gz(path, payload: bytes) -> None:
+    with gzip.open(path, "wb") as f:
+        f.write(payload)
+
+
+def test_debian_copy_is_decompressed_into_torchvision_layout(tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    payloads = {name: f"{name} bytes".encode() * 100 for name in data.FASHION_MNIST_FILES}
+    for name, payload in payloads.items():
+        _idx_gz(debian / f"{name}.gz", payload)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
+    root = data.prepare("fashion-mnist", tmp_path / "root", download=False)
+    for name, payload in payloads.items():
+        assert (root / "FashionMNIST" / "raw" / name).read_bytes() == payload
+    assert not list((root / "FashionMNIST" / "raw").glob("*.part"))
+
+
+@pytest.mark.skipif(not (data.DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").exists(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_debian_copy_loads_through_torchvision(tmp_path):
+    test = data.load("fashion-mnist", "test", root=tmp_path, normalize=False)
+    assert test.images.shape == (10_000, 1, 28, 28)
+    assert test.labels.bincount().tolist() == [1000] * 10
+    assert 0 <= float(test.images.min()) and float(test.images.max()) <= 1
+
+
+def test_no_route_names_both_ways_to_get_the_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
+    with pytest.raises(data.DataUnavailable) as error:
+        data.prepare("fashion-mnist", tmp_path / "root", download=False)
+    assert "apt-get install -y dataset-fashion-mnist" in str(error.value)
+    assert "internet" in str(error.value)
+
+
+def test_command_line_exits_3_when_no_route_works(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(data, "_torchvision_dataset", offline)
+    assert data.main(["fashion-mnist", "--root", str(tmp_path / "root")]) == 3
+    assert "network unreachable" in capsys.readouterr().err
+
+
+def test_unknown_dataset_and_split_are_named():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        data.load("mnist")
+    with pytest.raises(ValueError, match="split must be"):
+        data.load("fashion-mnist", "validation")
+
+
+def test_subsets_are_seeded_and_random_labels_permute_the_same_images(cache):
+    a = data.load("fashion-mnist", "train", n=500, seed=3)
+    b = data.load("fashion-mnist", "train", n=500, seed=3)
+    c = data.load("fashion-mnist", "train", n=500, seed=4)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert not torch.equal(a.images, c.images)
+    shuffled = data.load("fashion-mnist", "train", n=500, seed=3, random_labels=True, label_seed=1)
+    assert torch.equal(shuffled.images, a.images)
+    assert sorted(shuffled.labels.tolist()) == sorted(a.labels.tolist())
+    assert (shuffled.labels == a.labels).float().mean() < 0.3
+
+
+def test_normalisation_standardises_the_training_set(cache):
+    train = data.load("fashion-mnist", "train")
+    assert abs(float(train.images.mean())) < 1e-3
+    assert abs(float(train.images.std()) - 1) < 1e-3
+    assert train.classes[1] == "Trouser" and set(data.EASY_CLASSES) <= set(train.classes)
+
+
+def test_augmentation_translates_and_flips_within_the_padding():
+    images = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).view(2, 1, 6, 6)
+    out = data.augment(images, torch.Generator().manual_seed(0), pad=2)
+    assert out.shape == images.shape
+    for image, moved in zip(images, out):
+        # every pixel kept is one of the image's own (flipped or not), the rest are zero padding
+        kept = moved[moved != 0]
+        assert set(kept.tolist()) <= set(image.flatten().tolist())
+    again = data.augment(images, torch.Generator().manual_seed(0), pad=2)
+    assert torch.equal(out, again)
+    assert np.isclose(float(data.augment(images, torch.Generator().manual_seed(1), pad=0, flip=False).sum()), float(images.sum()))

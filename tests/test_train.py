@@ -1,0 +1,137 @@
+"""Training: determinism, the run cache (hit, miss, resume, corruption), checkpoints, freezing, accuracy."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import analysis
+from analysis import RunConfig, profile_config, train
+from analysis.train import _Trainer
+
+TINY = dict(model="mlp", n_train=512, n_test=256, epochs=2, batch_size=64, options=(("hidden", (32, 32)),))
+
+
+def _weights(run, fraction=1.0):
+    return {k: v.clone() for k, v in run.model(fraction).state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_weights_and_activations(cache, tmp_path):
+    first = train(RunConfig(**TINY), progress=False)
+    w1, a1 = _weights(first), first.activations(["fc2"])["fc2"]
+    (cache / "runs").rename(tmp_path / "elsewhere")
+    second = train(RunConfig(**TINY), progress=False)
+    assert _same(w1, _weights(second))
+    np.testing.assert_array_equal(a1, second.activations(["fc2"])["fc2"])
+    other = train(RunConfig(**{**TINY, "seed": 1}), progress=False)
+    assert not _same(w1, _weights(other))
+
+
+def test_cache_hit_loads_without_training(cache, monkeypatch):
+    config = RunConfig(**TINY)
+    run = train(config, progress=False)
+    assert [h["epoch"] for h in run.history] == [1, 2]
+    monkeypatch.setattr(_Trainer, "run", lambda self: pytest.fail("a cached run was trained again"))
+    again = train(config, progress=False)
+    assert again.history == run.history and _same(_weights(run), _weights(again))
+    with pytest.raises(ValueError, match="no checkpoint at 0.5"):
+        again.model(0.5)
+
+
+def test_a_new_configuration_is_a_cache_miss(cache):
+    a = train(RunConfig(**TINY), progress=False)
+    b = train(RunConfig(**{**TINY, "lr": 0.01}), progress=False)
+    assert a.path != b.path and a.config.key != b.config.key
+
+
+def test_interrupted_run_resumes_bitwise(cache, monkeypatch):
+    config = RunConfig(**{**TINY, "epochs": 3})
+    reference = _weights(train(config, progress=False))
+    reference_history = train(config, progress=False).history
+    shutil.rmtree(cache / "runs")
+    original = _Trainer._train_step
+    calls = {"n": 0}
+
+    def crash_midway(self, x, y):
+        calls["n"] += 1
+        if calls["n"] == 12:  # mid-epoch 2, after the checkpoint at 35%
+            raise KeyboardInterrupt
+        original(self, x, y)
+
+    monkeypatch.setattr(_Trainer, "_train_step", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    run_dir = cache / "runs" / config.key
+    assert (run_dir / "state.pt").exists() and not (run_dir / "manifest.json").exists()
+    monkeypatch.setattr(_Trainer, "_train_step", original)
+    resumed = train(config, progress=False)
+    assert _same(reference, _weights(resumed))
+    assert resumed.history == reference_history
+
+
+def test_corrupt_checkpoint_is_detected_and_retrained(cache):
+    config = RunConfig(**TINY)
+    run = train(config, progress=False)
+    weights = _weights(run)
+    checkpoint = run.path / "checkpoint-1.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:-100] + b"x" * 100)
+    with pytest.warns(UserWarning, match="corrupt"):
+        again = train(config, progress=False)
+    assert _same(weights, _weights(again))
+    manifest = json.loads((again.path / "manifest.json").read_text())
+    assert set(manifest["checksums"]) == {"checkpoint-0.pt", "checkpoint-0.35.pt", "checkpoint-0.75.pt", "checkpoint-1.pt"}
+
+
+def test_corrupt_resume_state_restarts_from_scratch(cache):
+    config = RunConfig(**TINY)
+    path = cache / "runs" / config.key
+    path.mkdir(parents=True)
+    (path / "state.pt").write_bytes(b"not a torch file")
+    with pytest.warns(UserWarning, match="corrupt"):
+        run = train(config, progress=False)
+    assert len(run.history) == TINY["epochs"]
+
+
+def test_checkpoints_differ_along_training_and_the_first_is_the_initialisation(cache):
+    run = train(RunConfig(**TINY), progress=False)
+    weights = [_weights(run, f) for f in run.config.checkpoints]
+    assert all(not _same(a, b) for a, b in zip(weights, weights[1:]))
+    torch.manual_seed(run.config.seed)
+    init = analysis.build_model("mlp", (1, 28, 28), 10, hidden=(32, 32)).state_dict()
+    assert _same(init, weights[0])
+
+
+def test_freeze_schedule_leaves_frozen_layers_unchanged_after_their_fraction(cache):
+    run = train(RunConfig(**{**TINY, "freeze": (("fc1", 0.35),)}), progress=False)
+    at_35, final = _weights(run, 0.35), _weights(run)
+    assert all(torch.equal(at_35[k], final[k]) for k in at_35 if k.startswith("fc1."))
+    assert not all(torch.equal(at_35[k], final[k]) for k in at_35 if k.startswith("fc2."))
+
+
+def test_random_labels_are_memorised_not_generalised(cache):
+    run = train(RunConfig(**{**TINY, "random_labels": True, "epochs": 1}), progress=False)
+    true = analysis.load("fashion-mnist", "train", n=512, seed=0).labels
+    assert not torch.equal(run.data("train").labels, true)
+    assert run.test_accuracy < 0.25
+
+
+@pytest.mark.parametrize("model", ["mlp", "convnet", "resnet"])
+def test_quick_networks_learn_in_their_smallest_form(cache, model):
+    # the quick profile's schedule on a fifth of its images: README documents 86-90% on all of them
+    run = train(profile_config(model, n_train=2000, n_test=1000), progress=False)
+    assert run.test_accuracy > 0.75, f"quick {model} reached only {run.test_accuracy:.1%} test accuracy"
+    assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
+
+
+def test_configuration_errors_are_named():
+    with pytest.raises(ValueError, match="unknown profile"):
+        profile_config("mlp", "huge")
+    with pytest.raises(ValueError, match="optimizer"):
+        RunConfig(model="mlp", optimizer="rmsprop")
+    with pytest.raises(ValueError, match="fractions"):
+        RunConfig(model="mlp", checkpoints=(1.5,))
