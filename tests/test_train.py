@@ -113,7 +113,7 @@ def test_freeze_schedule_leaves_frozen_layers_unchanged_after_their_fraction(cac
     assert not all(torch.equal(at_35[k], final[k]) for k in at_35 if k.startswith("fc2."))
 
 
-def test_random_labels_are_memorised_not_generalised(cache):
+def test_random_labels_change_the_training_labels_and_do_not_generalise(cache):
     run = train(RunConfig(**{**TINY, "random_labels": True, "epochs": 1}), progress=False)
     true = analysis.load("fashion-mnist", "train", n=512, seed=0).labels
     assert not torch.equal(run.data("train").labels, true)
