@@ -22,7 +22,7 @@ on the reference activations: CCA and PWCCA ~1e-8, SVCCA (float32 bases) ~1e-6.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
@@ -51,20 +51,51 @@ GRAM_RANK_CUT = float(np.sqrt(np.finfo(np.float64).eps))
 
 
 @dataclass(frozen=True)
+class Directions:
+    """Canonical directions (unit-variance variates) from the SVD of two whitened bases' product `product`."""
+
+    product: np.ndarray
+    wx: np.ndarray
+    wy: np.ndarray
+    k: int
+    scale: float
+
+    def __call__(self, a: np.ndarray | None = None, bh: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(x_coef (d_x, k), y_coef (d_y, k)), from the product's singular vectors `a`, `bh` if given."""
+        if a is None:
+            a, _, bh = np.linalg.svd(self.product, full_matrices=False)
+        return self.wx @ a[:, : self.k] * self.scale, self.wy @ herm(bh[: self.k]) * self.scale
+
+
+@dataclass(frozen=True)
 class CCAResult:
     """Canonical correlations of two layers and the directions that reach them.
 
     `rho` (k,) descending in [0, 1]; `weights` (k,) non-negative summing to 1 (uniform for CCA and SVCCA,
     projection weights for PWCCA); `(x - x_mean) @ x_coef` are x's k canonical variates, each of unit
     variance, and likewise for y; the i-th variates of x and y correlate with coefficient `rho[i]`.
+    The coefficients are computed on first use: most callers need only `rho` and `mean`.
     """
 
     rho: np.ndarray
     weights: np.ndarray
-    x_coef: np.ndarray
-    y_coef: np.ndarray
     x_mean: np.ndarray
     y_mean: np.ndarray
+    directions: Directions = field(repr=False, compare=False)
+
+    @cached_property
+    def _coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.directions()
+
+    @property
+    def x_coef(self) -> np.ndarray:
+        """x's canonical directions (d_x, k), float64."""
+        return self._coefficients[0]
+
+    @property
+    def y_coef(self) -> np.ndarray:
+        """y's canonical directions (d_y, k), float64."""
+        return self._coefficients[1]
 
     @property
     def mean(self) -> float:
@@ -272,14 +303,6 @@ def svcca_subspace(x: Array, keep: int | float, by: KeepRule = "variance") -> Su
     return sub
 
 
-def mean_correlation(bx: Subspace, by: Subspace, n: int, product: np.ndarray | None = None) -> float:
-    """`cca_of(bx, by, n).mean` (CCA's and SVCCA's similarity) from the singular values alone, for grids."""
-    k = min(int(bx.rank), int(by.rank))
-    warn_if_saturated(n, int(bx.rank), int(by.rank))
-    rho = np.linalg.svd(cross(bx, by) if product is None else product, compute_uv=False)[:k]
-    return float(np.clip(rho, 0.0, 1.0).mean())
-
-
 def cca_of(
     bx: Subspace,
     by: Subspace,
@@ -290,18 +313,18 @@ def cca_of(
     """CCA of two decomposed layers from the SVD of their bases' product (`cross`, unless given as `product`)."""
     k = min(int(bx.rank), int(by.rank))
     warn_if_saturated(n, int(bx.rank), int(by.rank))
-    a, rho, bh = np.linalg.svd(cross(bx, by) if product is None else product, full_matrices=False)
-    a, rho, b = a[:, :k], np.clip(rho[:k], 0.0, 1.0), herm(bh[:k])
-    scale = np.sqrt(n - 1)  # unit-variance variates
-    x_coef, y_coef = bx.w @ a * scale, by.w @ b * scale
+    product = cross(bx, by) if product is None else product
+    directions = Directions(product, bx.w, by.w, k, float(np.sqrt(n - 1)))
     if weighting == "uniform":
-        weights = np.full(k, 1.0 / k)
-    else:
-        # PWCCA (Morcos et al. 2018, eq. 3): alpha_i ∝ sum_j |<h_i, x_j>|, h_i the unit-norm canonical variate,
-        # x_j the j-th centred neuron; here h_iᴴ X = a_iᴴ t without forming h_i.
-        alpha = np.abs(herm(a) @ bx.t).sum(axis=1)
-        weights = alpha / alpha.sum()
-    return CCAResult(rho, weights, x_coef, y_coef, bx.mean, by.mean)
+        rho = np.linalg.svd(product, compute_uv=False)
+        return CCAResult(np.clip(rho[:k], 0.0, 1.0), np.full(k, 1.0 / k), bx.mean, by.mean, directions)
+    a, rho, bh = np.linalg.svd(product, full_matrices=False)
+    # PWCCA (Morcos et al. 2018, eq. 3): alpha_i ∝ sum_j |<h_i, x_j>|, h_i the unit-norm canonical variate,
+    # x_j the j-th centred neuron; here h_iᴴ X = a_iᴴ t without forming h_i.
+    alpha = np.abs(herm(a[:, :k]) @ bx.t).sum(axis=1)
+    result = CCAResult(np.clip(rho[:k], 0.0, 1.0), alpha / alpha.sum(), bx.mean, by.mean, directions)
+    result.__dict__["_coefficients"] = directions(a, bh)  # the SVD's vectors are at hand: keep them
+    return result
 
 
 def cca(x, y) -> CCAResult:

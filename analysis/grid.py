@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cca import cca_of, decompose, mean_correlation, svcca_subspace
+from .cca import Subspace, cca_of, decompose, svcca_subspace
 from .checks import as_array, is_torch, unify
 from .cka import cka_layer, linear_cka_of
 
@@ -104,12 +104,15 @@ def _measure(measure: str, options: dict) -> tuple[Callable, Callable]:
     """The per-layer preparation and the per-pair similarity of a measure."""
     if measure == "linear_cka":
         return cka_layer, lambda a, b, n: linear_cka_of(a, b)
+    weighting = "projection" if measure == "pwcca" else "uniform"
+
+    def similarity(a: Subspace, b: Subspace, n: int) -> float:
+        return cca_of(a, b, n, weighting).mean
+
     if measure == "svcca":
         keep, by = options.get("keep", 0.99), options.get("by", "variance")
-        return lambda x: svcca_subspace(x, keep, by), mean_correlation
-    if measure == "pwcca":
-        return decompose, lambda a, b, n: cca_of(a, b, n, "projection").mean
-    return decompose, mean_correlation
+        return lambda x: svcca_subspace(x, keep, by), similarity
+    return decompose, similarity
 
 
 def _named(layers: Layers, what: str, reduce: str) -> tuple[list, list]:

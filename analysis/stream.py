@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import checks
-from .cca import CCAResult, KeepRule, cca_of, decompose_gram, mean_correlation, n_kept
+from .cca import CCAResult, KeepRule, cca_of, decompose_gram, n_kept
 from .checks import Array, herm, is_torch, like, to_numpy
 from .grid import Grid, Measure, check_measure
 
@@ -118,7 +118,7 @@ class GridStats:
         rows = [self._prepare(measure, 0, name, options) for name in self.rows]
         cols = rows if self.same else [self._prepare(measure, 1, name, options) for name in self.cols]
         values = np.array([
-            [_mean(self._pair(measure, rows[i], cols[j], r, c, full=False)) for j, c in enumerate(self.cols)]
+            [_mean(self._pair(measure, rows[i], cols[j], r, c)) for j, c in enumerate(self.cols)]
             for i, r in enumerate(self.rows)
         ])
         return Grid(values, self.rows, self.cols, measure)
@@ -137,14 +137,12 @@ class GridStats:
             sub = sub.top(n_kept(sub.s, options.get("keep", 0.99), options.get("by", "variance")))
         return sub
 
-    def _pair(self, measure: str, x, y, row, col, full: bool = True):
+    def _pair(self, measure: str, x, y, row, col):
         cross_gram = self._cross_gram(row, col)
         if measure == "linear_cka":
             return float(np.clip(np.linalg.norm(cross_gram) ** 2 / (x * y), 0.0, 1.0))
         product = herm(x.w) @ cross_gram @ y.w
-        if measure == "pwcca":
-            return cca_of(x, y, self.n, "projection", product)
-        return cca_of(x, y, self.n, product=product) if full else mean_correlation(x, y, self.n, product)
+        return cca_of(x, y, self.n, "projection" if measure == "pwcca" else "uniform", product)
 
     def _float64(self, x, key: tuple) -> Array:
         """A batch of one layer as a float64 (b, d) array where the accumulators live, checked.

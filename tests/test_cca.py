@@ -1,5 +1,6 @@
 """CCA, SVCCA and PWCCA: closed forms, invariances, the reference implementation, and bad input."""
 import importlib
+import pickle
 
 import numpy as np
 import pytest
@@ -45,6 +46,19 @@ def test_variates_are_the_aligned_features():
     np.testing.assert_allclose(np.cov(u.T), np.eye(k), atol=1e-10)
     np.testing.assert_allclose(np.cov(v.T), np.eye(k), atol=1e-10)
     np.testing.assert_allclose(np.cov(u.T, v.T)[:k, k:], np.diag(r.rho), atol=1e-10)
+
+
+@pytest.mark.parametrize("measure", [analysis.cca, analysis.pwcca, lambda x, y: analysis.svcca(x, y, keep=3)])
+def test_results_pickle_with_their_directions(measure):
+    # directions are computed on first use; a pickled result, used or not, still yields them
+    x, y = correlated_layers(2)
+    fresh, used = measure(x, y), measure(x, y)
+    used.x_coef
+    for r in (fresh, used):
+        back = pickle.loads(pickle.dumps(r))
+        np.testing.assert_array_equal(back.rho, r.rho)
+        np.testing.assert_allclose(back.x_variates(x), r.x_variates(x), atol=1e-12)
+        np.testing.assert_allclose(back.y_variates(y), r.y_variates(y), atol=1e-12)
 
 
 @settings(max_examples=25, deadline=None)
