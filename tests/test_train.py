@@ -135,3 +135,15 @@ def test_configuration_errors_are_named():
         RunConfig(model="mlp", optimizer="rmsprop")
     with pytest.raises(ValueError, match="fractions"):
         RunConfig(model="mlp", checkpoints=(1.5,))
+
+
+@pytest.mark.parametrize("model", ["mlp", "convnet", "resnet"])
+def test_full_profile_is_the_papers_scale_on_cifar10(model):
+    # full-profile runs need CIFAR-10 and a GPU; their configurations and networks can be checked here
+    config = profile_config(model, "full")
+    assert (config.dataset, config.n_train, config.width) == ("cifar10", None, 1.0)
+    net = analysis.build_model(model, (3, 32, 32), 10, config.width, **dict(config.options))
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    if model == "resnet":  # ResNet-20: a stem, 3 stages of 3 blocks of 2 conv layers, logits
+        convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+        assert len(convs) + 1 == 20
