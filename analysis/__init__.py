@@ -6,7 +6,16 @@ from .data import Split, load
 from .dynamics import Convergence, convergence_order, depth_correlation, learning_grids, lower_minus_upper, self_similarity
 from .grid import Grid, similarity_grid
 from .models import build_model, freeze
-from .neurons import align_signs, best_matches, class_variance_fraction, top_units, unit_correlations, unit_norms
+from .neurons import (
+    TopUnitMatch,
+    align_signs,
+    best_matches,
+    class_variance_fraction,
+    match_top_units,
+    top_units,
+    unit_correlations,
+    unit_norms,
+)
 from .procrustes import procrustes_distance
 from .record import iter_activations, record
 from .stream import CrossStats, GridStats, stream_stats
@@ -22,6 +31,7 @@ __all__ = [
     "Run",
     "RunConfig",
     "Split",
+    "TopUnitMatch",
     "align_signs",
     "average_pool",
     "best_matches",
@@ -39,6 +49,7 @@ __all__ = [
     "linear_cka",
     "load",
     "lower_minus_upper",
+    "match_top_units",
     "procrustes_distance",
     "profile_config",
     "pwcca",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.fft
@@ -106,13 +107,27 @@ def _frequency_stack(x: Array, frequencies: np.ndarray) -> Array:
     return stack.reshape(-1, n, c)
 
 
+Reduction = Literal["flatten", "mean"]
+
+
+def check_reduction(reduce: str) -> None:
+    """A clear ValueError unless `reduce` names a way to turn a conv layer into (n, features)."""
+    if reduce not in ("flatten", "mean"):
+        raise ValueError(f"reduce must be 'flatten' or 'mean', got {reduce!r}")
+
+
+def reduce_conv(a: Array, reduce: Reduction) -> Array:
+    """Conv activations (n, c, h, w), numpy or torch, as (n, c*h*w) ("flatten": every (channel, position) a
+    feature) or (n, c) ("mean": averaged over positions), in their library and on their device."""
+    check_reduction(reduce)
+    return a.reshape(len(a), -1) if reduce == "flatten" else a.mean((2, 3))
+
+
 def flatten(a) -> np.ndarray:
-    """Conv activations (n, c, h, w) as (n, c*h*w): every (channel, position) a feature."""
-    a = np.asarray(a.detach().cpu() if hasattr(a, "detach") else a)
-    return a.reshape(len(a), -1)
+    """Conv activations (n, c, h, w) as a numpy array (n, c*h*w): every (channel, position) a feature."""
+    return reduce_conv(np.asarray(a.detach().cpu() if is_torch(a) else a), "flatten")
 
 
 def average_pool(a) -> np.ndarray:
-    """Conv activations (n, c, h, w) averaged over positions: (n, c)."""
-    a = np.asarray(a.detach().cpu() if hasattr(a, "detach") else a)
-    return a.mean(axis=(2, 3))
+    """Conv activations (n, c, h, w) averaged over positions, as a numpy array (n, c)."""
+    return reduce_conv(np.asarray(a.detach().cpu() if is_torch(a) else a), "mean")

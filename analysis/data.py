@@ -40,6 +40,7 @@ _STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 DATASETS = tuple(_STATS)
+IMAGE_SHAPE = {"fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # (channels, height, width)
 
 
 class DataUnavailable(RuntimeError):

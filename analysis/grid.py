@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .cca import Subspace, cca_of, decompose, svcca_subspace
 from .checks import as_array, is_torch, unify
 from .cka import cka_layer, linear_cka_of
+from .conv import Reduction, check_reduction, reduce_conv
 
 Measure = Literal["cca", "svcca", "pwcca", "linear_cka"]
 Layers = Mapping[Any, Any] | Sequence[Any]
@@ -58,7 +59,7 @@ def similarity_grid(
     layers_b: Layers | None = None,
     measure: Measure = "svcca",
     *,
-    reduce: Literal["flatten", "mean"] = "flatten",
+    reduce: Reduction = "flatten",
     progress: bool | None = None,
     **options,
 ) -> Grid:
@@ -72,8 +73,7 @@ def similarity_grid(
     None shows one only once the grid has taken more than two seconds.
     """
     check_measure(measure, options)
-    if reduce not in ("flatten", "mean"):
-        raise ValueError(f"reduce must be 'flatten' or 'mean', got {reduce!r}")
+    check_reduction(reduce)
     same = layers_b is None or layers_b is layers_a
     rows, acts_a = _named(layers_a, "layers_a", reduce)
     cols, acts_b = (rows, []) if same else _named(layers_b, "layers_b", reduce)
@@ -129,7 +129,7 @@ def _named(layers: Layers, what: str, reduce: str) -> tuple[list, list]:
     for name, x in items:
         x = x if is_torch(x) else np.asarray(x)
         if x.ndim == 4:
-            x = x.reshape(len(x), -1) if reduce == "flatten" else x.mean((2, 3))
+            x = reduce_conv(x, reduce)
         names.append(name)
         acts.append(as_array(x, f"{what}[{name!r}]", native=True))
     return names, acts

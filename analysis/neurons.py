@@ -7,6 +7,8 @@ correlations between units over the samples (similarities in [-1, 1]); a dead un
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .checks import as_array, as_pair
@@ -48,6 +50,34 @@ def best_matches(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"corr must be a non-empty 2-D matrix (d_x, d_y), got shape {corr.shape}")
     idx = np.argmax(np.abs(corr), axis=1)
     return idx, corr[np.arange(len(corr)), idx]
+
+
+@dataclass(frozen=True)
+class TopUnitMatch:
+    """How the k highest-activation units of two layers x and y correspond (SVCCA Fig. 1's left panels).
+
+    `top_x`, `top_y` (k,): the units (`top_units`); `correlations` (k, k): between them, rows x's; `partners`,
+    `partner_correlations` (k,): each of x's top units' best match among all of y's units (`best_matches`).
+    """
+
+    top_x: np.ndarray
+    top_y: np.ndarray
+    correlations: np.ndarray
+    partners: np.ndarray
+    partner_correlations: np.ndarray
+
+    @property
+    def best_pair(self) -> float:
+        """The largest |r| between a top unit of x and a top unit of y."""
+        return float(np.abs(self.correlations).max())
+
+
+def match_top_units(x, y, k: int) -> TopUnitMatch:
+    """`TopUnitMatch` of the k highest-activation units of x (n, d_x) and of y (n, d_y)."""
+    top_x, top_y = top_units(x, k), top_units(y, k)
+    x, y = as_array(x, "x"), as_array(y, "y")
+    partners, partner_correlations = best_matches(unit_correlations(x[:, top_x], y))
+    return TopUnitMatch(top_x, top_y, unit_correlations(x[:, top_x], y[:, top_y]), partners, partner_correlations)
 
 
 def class_variance_fraction(x, labels) -> np.ndarray:

@@ -46,6 +46,17 @@ def evaluating(*models: nn.Module) -> Iterator[None]:
             m.train(training)
 
 
+def model_device(model: nn.Module) -> torch.device | str:
+    """Where `model`'s first parameter lives (the CPU for a model without parameters)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else "cpu"
+
+
+def batch_inputs(batch) -> torch.Tensor:
+    """The inputs of a batch: the first element of an (inputs, labels, ...) tuple, or the batch itself."""
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
 def iter_activations(
     model: nn.Module, data: Iterable, layers: Sequence[str], device: torch.device | str | None = None, pool: int | None = None
 ) -> Iterator[dict[str, torch.Tensor]]:
@@ -57,14 +68,11 @@ def iter_activations(
     layers = list(layers)
     if not layers:
         raise ValueError("no layers to record")
-    if device is None:
-        parameter = next(model.parameters(), None)
-        device = parameter.device if parameter is not None else "cpu"
+    device = model_device(model) if device is None else device
     with evaluating(model), hooked(model, layers) as store:
         for batch in data:
-            inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
             store.clear()
-            model(inputs.to(device))
+            model(batch_inputs(batch).to(device))
             if pool is not None:
                 yield {k: nn.functional.adaptive_avg_pool2d(v, pool) if v.ndim == 4 else v for k, v in store.items()}
             else:

@@ -12,7 +12,6 @@ the in-memory SVD route keeps directions a Gram matrix cannot resolve.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,7 +19,9 @@ from tqdm.auto import tqdm
 from . import checks
 from .cca import CCAResult, KeepRule, cca_of, decompose_gram, n_kept
 from .checks import Array, herm, is_torch, like, to_numpy
+from .conv import Reduction, check_reduction, reduce_conv
 from .grid import Grid, Measure, check_measure
+from .record import batch_inputs, evaluating, hooked, iter_activations, model_device
 
 
 class GridStats:
@@ -32,10 +33,9 @@ class GridStats:
     """
 
     def __init__(
-        self, rows: Sequence, cols: Sequence | None = None, reduce: Literal["flatten", "mean"] = "flatten"
+        self, rows: Sequence, cols: Sequence | None = None, reduce: Reduction = "flatten"
     ):
-        if reduce not in ("flatten", "mean"):
-            raise ValueError(f"reduce must be 'flatten' or 'mean', got {reduce!r}")
+        check_reduction(reduce)
         self.rows, self.same = tuple(rows), cols is None
         self.cols = self.rows if cols is None else tuple(cols)
         if not self.rows or not self.cols:
@@ -162,7 +162,7 @@ class GridStats:
             self._home = x[:0]
         x = like(x, self._home) if is_torch(self._home) else to_numpy(x)
         if x.ndim == 4:
-            x = x.reshape(len(x), -1) if self.reduce == "flatten" else x.mean((2, 3))
+            x = reduce_conv(x, self.reduce)
         if x.ndim != 2:
             raise ValueError(
                 f"batch {self.batches}: layer {name!r} must be (batch, features) or conv, got {tuple(x.shape)}"
@@ -204,7 +204,7 @@ class CrossStats:
     """Running sums of two layers x and y, fed batch by batch: `stats.update(x_batch, y_batch)`, then
     `stats.cca()`, `.svcca(keep)`, `.pwcca()`, `.linear_cka()` over every sample so far (module docstring)."""
 
-    def __init__(self, reduce: Literal["flatten", "mean"] = "flatten"):
+    def __init__(self, reduce: Reduction = "flatten"):
         self._stats = GridStats(["x"], ["y"], reduce)
 
     @property
@@ -241,7 +241,7 @@ def stream_stats(
     cols: Sequence[str] | None = None,
     *,
     other=None,
-    reduce: Literal["flatten", "mean"] = "flatten",
+    reduce: Reduction = "flatten",
     device=None,
     progress: bool | None = None,
 ) -> GridStats:
@@ -249,58 +249,25 @@ def stream_stats(
     accumulate `GridStats` for its named submodules `rows` against `cols` (of `other` if given, else of
     `model`; None: `rows` against themselves), holding one batch of activations at a time.
 
-    Forward hooks capture each named module's output (the first element of a tuple output) under
-    `torch.no_grad()` in eval mode (the modes and hooks are restored afterwards); `device`: where the
-    inputs are sent (default: the device of the model's first parameter).
+    Layers are captured by forward hooks in eval mode without gradients, as `record.iter_activations` does
+    (modes and hooks are restored afterwards); `device`: where the inputs are sent (default: the device of
+    each model's first parameter).
     """
-    import torch
-
     if other is not None and cols is None:
         raise ValueError("pass cols, the layers of `other` to compare with, along with other")
-    nets = [(model, rows), (other if other is not None else model, cols)] if cols is not None else [(model, rows)]
     stats = GridStats(rows, cols, reduce)
-    captured: list[dict] = [{} for _ in nets]
-    hooks, modes = [], []
-    try:
-        for (net, names), store in zip(nets, captured):
-            modules = dict(net.named_modules())
-            unknown = [name for name in names if name not in modules]
-            if unknown:
-                raise ValueError(f"no module(s) named {unknown} in {type(net).__name__}")
-            hooks += [modules[name].register_forward_hook(_capture(store, name)) for name in names]
-        for net in {id(net): net for net, _ in nets}.values():
-            modes.append((net, net.training))
-            net.eval()
-        bar = tqdm(data, desc="streaming statistics", disable=progress is False, delay=0 if progress else 2.0)
-        with torch.no_grad():
-            for batch in bar:
-                inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-                for store in captured:
-                    store.clear()
-                done = set()
-                for net, _ in nets:
-                    if id(net) not in done:
-                        net(inputs.to(device if device is not None else _device(net)))
-                        done.add(id(net))
-                stats.update(*(dict(store) for store in captured))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        for net, training in modes:
-            net.train(training)
+    batches = tqdm(data, desc="streaming statistics", disable=progress is False, delay=0 if progress else 2.0)
+    if other is None:
+        for acts in iter_activations(model, batches, list(dict.fromkeys([*rows, *(cols or ())])), device):
+            stats.update({name: acts[name] for name in rows}, None if cols is None else {name: acts[name] for name in cols})
+        return stats
+    with evaluating(model, other), hooked(model, rows) as found_rows, hooked(other, cols) as found_cols:
+        for batch in batches:
+            inputs = batch_inputs(batch)
+            for net in (model, other):
+                net(inputs.to(model_device(net) if device is None else device))
+            stats.update(dict(found_rows), dict(found_cols))
     return stats
-
-
-def _capture(store: dict, name: str):
-    def hook(module, inputs, output):
-        store[name] = (output[0] if isinstance(output, (tuple, list)) else output).detach()
-
-    return hook
-
-
-def _device(net):
-    parameter = next(net.parameters(), None)
-    return parameter.device if parameter is not None else "cpu"
 
 
 def _outer(a: Array, b: Array) -> Array:

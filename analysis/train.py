@@ -13,7 +13,7 @@ import json
 import math
 import shutil
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as datasets
-from .models import Named, build_model, freeze
+from .models import Named, build_model, freeze, frozen_layers, module
 from .paths import data_dir
-from .record import evaluating, record
+from .record import evaluating, model_device, record
 
 CACHE_FORMAT = 1  # bump when a change to training makes old cached runs wrong
 CHECKPOINTS = (0.0, 0.35, 0.75, 1.0)
@@ -124,7 +124,7 @@ class Run:
 
     def model(self, fraction: float = 1.0, device: torch.device | str = "cpu") -> Named:
         """The network at `fraction` of training (one of `config.checkpoints`), in eval mode."""
-        net = _new_model(self.config, _in_shape(self.config))
+        net = _new_model(self.config)
         net.load_state_dict(torch.load(self.path / _checkpoint_name(self._fraction(fraction)), map_location=device, weights_only=True))
         return net.to(device).eval()
 
@@ -192,7 +192,7 @@ class _Trainer:
         c = self.config
         state = self._saved_state()
         torch.manual_seed(c.seed)
-        self.net = _new_model(c, self.train_set.shape).to(self.device)
+        self.net = _new_model(c).to(self.device)
         params = self.net.parameters()
         self.opt = (
             torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
@@ -241,9 +241,8 @@ class _Trainer:
         if to_freeze:
             freeze(self.net, to_freeze)
         self.net.train()
-        for name, m in self.net.named_modules():
-            if getattr(m, "frozen", False):
-                m.eval()
+        for name in frozen_layers(self.net):  # train() above switched their batch-norm statistics back on
+            module(self.net, name).eval()
         if c.augment:
             x = datasets.augment(x.cpu(), torch.Generator().manual_seed(c.seed * 1_000_003 + self.step)).to(self.device)
         for group in self.opt.param_groups:
@@ -290,7 +289,7 @@ class _Trainer:
 
 def accuracy(net: nn.Module, split: datasets.Split, batch_size: int = 1000) -> float:
     """Fraction of `split` that `net` classifies correctly."""
-    device = next(net.parameters()).device
+    device = model_device(net)
     hits = 0
     with evaluating(net):
         for x, y in split.batches(batch_size):
@@ -331,12 +330,8 @@ def _split(config: RunConfig, split: str) -> datasets.Split:
     )
 
 
-def _in_shape(config: RunConfig) -> tuple[int, int, int]:
-    return (1, 28, 28) if config.dataset == "fashion-mnist" else (3, 32, 32)
-
-
-def _new_model(config: RunConfig, in_shape: tuple[int, int, int]) -> Named:
-    return build_model(config.model, in_shape, 10, config.width, **dict(config.options))
+def _new_model(config: RunConfig) -> Named:
+    return build_model(config.model, datasets.IMAGE_SHAPE[config.dataset], 10, config.width, **dict(config.options))
 
 
 def _checkpoint_name(fraction: float) -> str:

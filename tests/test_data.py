@@ -90,3 +90,7 @@ def test_augmentation_translates_and_flips_within_the_padding():
     again = data.augment(images, torch.Generator().manual_seed(0), pad=2)
     assert torch.equal(out, again)
     assert np.isclose(float(data.augment(images, torch.Generator().manual_seed(1), pad=0, flip=False).sum()), float(images.sum()))
+
+
+def test_image_shape_table_matches_the_loaded_images(cache):
+    assert data.load("fashion-mnist", "test", n=10).shape == data.IMAGE_SHAPE["fashion-mnist"]

@@ -79,6 +79,18 @@ def test_permuted_copy_is_matched_back(seed):
     np.testing.assert_allclose(np.abs(r), 1.0, atol=1e-12)
 
 
+def test_match_top_units_finds_a_scaled_copy_of_the_strongest_units():
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.standard_normal((200, 5))) * [1, 5, 2, 4, 3]  # units 1 and 3 fire hardest
+    y = np.concatenate([rng.standard_normal((200, 3)), 10 * x[:, [3]], 10 * x[:, [1]]], axis=1)
+    m = neurons.match_top_units(x, y, 2)
+    assert m.top_x.tolist() == [1, 3] and m.top_y.tolist() == [4, 3]
+    np.testing.assert_allclose(np.abs(m.correlations), [[1, 0], [0, 1]], atol=0.2)
+    assert m.best_pair == pytest.approx(1.0, abs=1e-12)
+    assert m.partners.tolist() == [4, 3]
+    np.testing.assert_allclose(m.partner_correlations, 1.0, atol=1e-12)
+
+
 def test_align_signs():
     rng = np.random.default_rng(2)
     skewed = rng.exponential(size=(500, 2))

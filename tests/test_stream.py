@@ -127,7 +127,7 @@ def test_stream_stats_runs_a_model_through_a_dataloader():
     other = torch.nn.Sequential(torch.nn.Linear(6, 5)).double()
     versus = stream_stats(model, data, ["1"], ["0"], other=other)
     assert versus.cca("1", "0").mean == pytest.approx(analysis.cca(hidden, other(inputs).detach()).mean, abs=1e-8)
-    with pytest.raises(ValueError, match="no module"):
+    with pytest.raises(ValueError, match="has no layer 'nope'"):
         stream_stats(model, data, ["nope"])
 
 
