@@ -22,8 +22,9 @@ on the reference activations: CCA and PWCCA ~1e-8, SVCCA (float32 bases) ~1e-6.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Literal
 
 import numpy as np
@@ -34,12 +35,14 @@ from .checks import (
     cross_product,
     eps,
     herm,
+    is_torch,
     like,
     linalg,
     mean64,
     to_numpy,
     warn_if_saturated,
 )
+from .threads import parallel_map
 
 KeepRule = Literal["variance", "singular_values"]
 
@@ -221,7 +224,7 @@ def _cholesky_route(gram: np.ndarray):
 def _triangular_inverse(r: np.ndarray) -> np.ndarray:
     """Inverse of upper-triangular r (..., d, d) by 2 x 2 blocks, so most of the work is matrix products."""
     d = r.shape[-1]
-    if d <= 64:
+    if d <= 16:
         return np.linalg.inv(r)
     h = d // 2
     a, c = _triangular_inverse(r[..., :h, :h]), _triangular_inverse(r[..., h:, h:])
@@ -335,7 +338,7 @@ def cca(x, y) -> CCAResult:
     amplified. Returns min(rank x, rank y) correlations, float64 numpy, computed in float32 for float32 input.
     """
     x, y = as_pair(x, y, native=True)
-    return cca_of(decompose(x), decompose(y), len(x))
+    return cca_of(*_side_by_side(decompose, x, y), len(x))
 
 
 def svcca(x, y, keep: int | float = 0.99, by: KeepRule = "variance") -> CCAResult:
@@ -345,7 +348,7 @@ def svcca(x, y, keep: int | float = 0.99, by: KeepRule = "variance") -> CCAResul
     (`by="variance"`) or of its summed singular values (`by="singular_values"`, as in the authors' tutorials).
     """
     x, y = as_pair(x, y, native=True)
-    return cca_of(svcca_subspace(x, keep, by), svcca_subspace(y, keep, by), len(x))
+    return cca_of(*_side_by_side(partial(svcca_subspace, keep=keep, by=by), x, y), len(x))
 
 
 def pwcca(x, y) -> CCAResult:
@@ -356,4 +359,9 @@ def pwcca(x, y) -> CCAResult:
     result does not depend on the signs an SVD happens to return. Not symmetric: pwcca(x, y) != pwcca(y, x).
     """
     x, y = as_pair(x, y, native=True)
-    return cca_of(decompose(x), decompose(y), len(x), weighting="projection")
+    return cca_of(*_side_by_side(decompose, x, y), len(x), weighting="projection")
+
+
+def _side_by_side(prepare: Callable[[Array], Subspace], x: Array, y: Array) -> list[Subspace]:
+    """Both layers prepared, each on its own core on the CPU (their centring and Gram products are independent)."""
+    return parallel_map(prepare, (x, y), threads=not is_torch(x))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -9,6 +10,7 @@ import scipy.fft
 
 from .cca import cross, decompose
 from .checks import Array, as_pair, is_torch, like, mean64, warn_if_saturated
+from .threads import parallel_map, pieces
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,9 @@ def dft_cca(a, b) -> DFTCCAResult:
     A 2-D DFT over the spatial axes block-diagonalises the covariance of translation-invariant data, so CCA
     splits into one (complex) CCA per frequency; the coefficients then equal CCA on the flattened layers.
     Layers of different spatial size are compared on the low frequencies both have. All frequencies are
-    solved in one batched computation (`cca.decompose` on a stack); for real input, frequencies (u, v) and
-    (-u, -v) are complex conjugates with the same coefficients, so each such pair is solved once. numpy or
-    torch (any device), float32 for float32 input, like `cca`.
+    solved in batched computations (`cca.decompose` on a stack; on the CPU, one piece of the stack per core);
+    for real input, frequencies (u, v) and (-u, -v) are complex conjugates with the same coefficients, so each
+    such pair is solved once. numpy or torch (any device), float32 for float32 input, like `cca`.
     """
     a, b = as_pair(a, b, ndim=4, native=True)
     h, w = min(a.shape[2], b.shape[2]), min(a.shape[3], b.shape[3])
@@ -45,15 +47,22 @@ def dft_cca(a, b) -> DFTCCAResult:
     warn_if_saturated(len(a), a.shape[1], b.shape[1])
     real = not any(t.is_complex() if is_torch(t) else np.iscomplexobj(t) for t in (a, b))
     solved, source = _distinct_frequencies(h, w, a.shape[2:], b.shape[2:], real)
-    # centring over samples commutes with the DFT: centre the (real) layers once, not every frequency
-    ba, bb = (decompose(_frequency_stack(t - like(mean64(t, 0), t), solved), centred=True) for t in (a, b))
-    rho = np.linalg.svd(cross(ba, bb), compute_uv=False).clip(0, 1)[:, :k]  # (len(solved), <= k)
-    found = np.minimum(ba.rank, bb.rank)[source]  # each frequency's number of coefficients
+    threads = not is_torch(a)  # on the CPU, cores take a layer each, then a piece of the frequencies each
+    sa, sb = parallel_map(partial(_frequency_stack, frequencies=solved), (a, b), single_blas=False, threads=threads)
+    parts = parallel_map(lambda s: _frequency_cca(sa[s], sb[s]), pieces(len(solved), 8) if threads else [slice(None)])
+    rho = np.concatenate([p[0] for p in parts]).clip(0, 1)[:, :k]  # (len(solved), <= k)
+    found = np.concatenate([p[1] for p in parts])[source]  # each frequency's number of coefficients
     per_frequency = np.zeros((h * w, k))
     per_frequency[:, : rho.shape[1]] = rho[source]
     per_frequency[np.arange(k) >= found[:, None]] = 0.0
     everything = per_frequency[np.arange(k) < found[:, None]]
     return DFTCCAResult(np.sort(everything)[::-1], per_frequency.reshape(h, w, k))
+
+
+def _frequency_cca(sa: Array, sb: Array) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical correlations (m, min(c_a, c_b)) at each of m frequencies, and how many each has (m,)."""
+    ba, bb = decompose(sa, centred=True), decompose(sb, centred=True)
+    return np.linalg.svd(cross(ba, bb), compute_uv=False), np.minimum(ba.rank, bb.rank)
 
 
 def _distinct_frequencies(h: int, w: int, size_a, size_b, real: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -80,9 +89,11 @@ def _distinct_frequencies(h: int, w: int, size_a, size_b, real: bool) -> tuple[n
 
 
 def _frequency_stack(x: Array, frequencies: np.ndarray) -> Array:
-    """x's 2-D DFT over its spatial axes at the given signed frequencies (m, 2), as a stack (m, n, channels).
+    """x's 2-D DFT over its spatial axes at the given signed frequencies (m, 2), centred over samples, as a
+    stack (m, n, channels).
 
-    Real input: from the half spectrum a real FFT computes, X(r, c) = conj X(-r, -c) for the other half.
+    Centring commutes with the DFT: the mean image's spectrum is subtracted. Real input: from the half
+    spectrum a real FFT computes, X(r, c) = conj X(-r, -c) for the other half.
     """
     n, c, height, width = x.shape
     r, col = frequencies[:, 0] % height, frequencies[:, 1] % width
@@ -90,19 +101,28 @@ def _frequency_stack(x: Array, frequencies: np.ndarray) -> Array:
         import torch
 
         real = not x.is_complex()
-        f = torch.fft.rfft2(x, dim=(2, 3)) if real else torch.fft.fft2(x, dim=(2, 3))
+        fft = partial(torch.fft.rfft2 if real else torch.fft.fft2, dim=(2, 3))
     else:
         real = not np.iscomplexobj(x)
-        f = scipy.fft.rfft2(x, axes=(2, 3)) if real else scipy.fft.fft2(x, axes=(2, 3))
+        fft = partial(scipy.fft.rfft2 if real else scipy.fft.fft2, axes=(2, 3))
     mirrored = real & (col > width // 2)
     r, col = np.where(mirrored, -r % height, r), np.where(mirrored, -col % width, col)
-    flat = r * f.shape[3] + col
-    f = f.reshape(n * c, -1)
+    f_mean = fft(like(mean64(x, 0), x)[None]).reshape(c, -1)
+    bins = f_mean.shape[1]
+    flat = r * (bins // height) + col
     if is_torch(x):
-        stack = f.T[torch.as_tensor(flat, device=x.device)]
-        stack = torch.where(torch.as_tensor(mirrored, device=x.device)[:, None], stack.conj(), stack)
-        return stack.reshape(-1, n, c).contiguous()
-    stack = f.T[flat]  # one gathering copy, frequencies first
+        flat, mirrored = torch.as_tensor(flat, device=x.device), torch.as_tensor(mirrored, device=x.device)
+        stack = fft(x).reshape(n * c, bins).T[flat].reshape(-1, n, c) - f_mean[:, flat].T[:, None, :]
+        return torch.where(mirrored[:, None, None], stack.conj(), stack).contiguous()
+    # a few images at a time (~2 MiB of spectrum), so each block's spectrum is gathered frequencies-first while
+    # in cache, and nothing large is allocated but the stack (in threads, allocating and freeing large arrays stalls)
+    per_block = max(1, (2 << 20) // (16 * c * bins))
+    offset = np.tile(f_mean[:, flat].T, per_block)  # (m, per_block * c): the mean image's spectrum, repeated
+    stack = np.empty((len(flat), n * c), f_mean.dtype)
+    for start in range(0, n, per_block):
+        spectrum = fft(x[start : start + per_block]).reshape(-1, bins)
+        rows = slice(start * c, start * c + len(spectrum))
+        np.subtract(spectrum[:, flat].T, offset[:, : len(spectrum)], out=stack[:, rows])
     stack[mirrored] = stack[mirrored].conj()
     return stack.reshape(-1, n, c)
 

@@ -1,7 +1,7 @@
 """Layer-by-layer similarity grids (similarities): every layer of one set against every layer of another.
 
-Each layer is decomposed once (centring, Gram or SVD factorisation, SVCCA's reduction: `cca.decompose`);
-every pair then costs only its cross product, so a grid of L x L layers costs L decompositions instead of
+Each layer is decomposed once (centring, Gram or SVD factorisation, SVCCA's reduction: `cca.decompose`;
+on the CPU, one layer per core at a time); every pair then costs only its cross product, so a grid of L x L layers costs L decompositions instead of
 L² pairs of them. Values equal the pairwise functions' (`cca`, `svcca`, `pwcca`, `linear_cka`).
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .cca import Subspace, cca_of, decompose, svcca_subspace
 from .checks import as_array, is_torch, unify
 from .cka import cka_layer, linear_cka_of
 from .conv import Reduction, check_reduction, reduce_conv
+from .threads import parallel_map
 
 Measure = Literal["cca", "svcca", "pwcca", "linear_cka"]
 Layers = Mapping[Any, Any] | Sequence[Any]
@@ -87,10 +88,12 @@ def similarity_grid(
     values = np.empty((len(rows), len(cols)))
     with tqdm(total=len(everything) + len(cells), desc=f"{measure} grid", disable=progress is False,
               delay=0 if progress else 2.0) as bar:
-        prepared = []
-        for x in everything:
-            prepared.append(prepare(x))
+        def prepared_one(x):
+            out = prepare(x)
             bar.update()
+            return out
+
+        prepared = parallel_map(prepared_one, everything, threads=not is_torch(everything[0]))
         a, b = prepared[: len(rows)], prepared if same else prepared[len(rows):]
         for i, j in cells:
             values[i, j] = pair(a[i], b[j], n)

@@ -26,14 +26,21 @@ from analysis.grid import similarity_grid
 from analysis.reference import reference_cca, reference_dft_cca_rho, reference_svcca_rho
 from analysis.stream import CrossStats
 
+PAUSE = 0.25
+
 
 def best(fns: list[Callable], repeat: int) -> list[float]:
-    """Best wall time of each function over `repeat` rounds, the functions alternating within a round."""
+    """Best wall time of each function over `repeat` rounds, the functions alternating within a round.
+
+    Each timed call starts after PAUSE idle seconds: OpenBLAS's worker threads spin for about 0.1 s after a
+    multi-threaded call, and would otherwise take cores from whichever call comes next.
+    """
     times = [[] for _ in fns]
     for fn in fns:  # warm-up: first-call costs (allocation, BLAS thread start) are not what we measure
         fn()
     for _ in range(repeat):
         for fn, ts in zip(fns, times):
+            time.sleep(PAUSE)
             start = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - start)

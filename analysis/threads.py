@@ -1,0 +1,54 @@
+"""Independent numpy work spread over the machine's cores.
+
+Batches of small problems (DFT-CCA's frequencies) leave a multi-threaded BLAS idle: each 32 x 32 product is
+too small to split, so it runs on one core. Here such a batch is cut into one piece per core and the pieces
+run in threads (numpy, scipy.fft and LAPACK release the GIL), with BLAS held to one thread meanwhile so the
+threads do not compete for cores. The BLAS limit is process-wide while it holds (threadpoolctl).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from functools import cache
+from typing import TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@cache
+def _controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # inspecting the loaded libraries takes ~1 ms: once per process
+
+
+def parallel_map(fn: Callable[[T], R], items: Iterable[T], single_blas: bool = True, threads: bool = True) -> list[R]:
+    """`[fn(item) for item in items]`, the items in threads, one per core at most; exceptions propagate.
+
+    `single_blas`: hold BLAS to one thread while they run. `threads=False`: one after another (torch on an
+    accelerator, which runs a batch in one go).
+    """
+    items = list(items)
+    workers = min(len(items), cores()) if threads else 1
+    if workers <= 1:
+        return [fn(item) for item in items]
+    limit = _controller().limit(limits=1, user_api="blas") if single_blas else nullcontext()
+    with limit, ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def pieces(count: int, minimum: int = 1) -> list[slice]:
+    """`range(count)` cut into contiguous slices, one per core, each at least `minimum` long (one if count is 0)."""
+    k = max(1, min(cores(), count // max(minimum, 1)))
+    bounds = np.linspace(0, count, k + 1).round().astype(int)
+    return [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
