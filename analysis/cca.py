@@ -35,14 +35,13 @@ from .checks import (
     cross_product,
     eps,
     herm,
-    is_torch,
     like,
     linalg,
     mean64,
     to_numpy,
     warn_if_saturated,
 )
-from .threads import parallel_map
+from .threads import parallel_map, worth_splitting
 
 KeepRule = Literal["variance", "singular_values"]
 
@@ -364,4 +363,4 @@ def pwcca(x, y) -> CCAResult:
 
 def _side_by_side(prepare: Callable[[Array], Subspace], x: Array, y: Array) -> list[Subspace]:
     """Both layers prepared, each on its own core on the CPU (their centring and Gram products are independent)."""
-    return parallel_map(prepare, (x, y), threads=not is_torch(x))
+    return parallel_map(prepare, (x, y), threads=worth_splitting(x, y))

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .threads import parallel_map, worth_splitting
+
 Array = Any  # numpy.ndarray or torch.Tensor
 
 #: Whether torch tensors on the CPU are computed by numpy (tests set False to run the torch path on the CPU).
@@ -55,7 +57,8 @@ def as_array(x, name: str = "x", ndim: int = 2, native: bool = False) -> Array:
 
 def as_pair(x, y, ndim: int = 2, native: bool = False) -> tuple[Array, Array]:
     """Both layers validated (see `as_array`), with the same number of samples; `native`: also `unify`-ed."""
-    x, y = as_array(x, "x", ndim, native), as_array(y, "y", ndim, native)
+    x, y = parallel_map(lambda a: as_array(*a, ndim, native), ((x, "x"), (y, "y")), single_blas=False,
+                        threads=worth_splitting(x, y))  # one pass over the data per core
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"x and y must hold the same samples: x has {x.shape[0]} samples, y has {y.shape[0]}"

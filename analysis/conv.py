@@ -10,7 +10,7 @@ import scipy.fft
 
 from .cca import cross, decompose
 from .checks import Array, as_pair, is_torch, like, mean64, warn_if_saturated
-from .threads import parallel_map, pieces
+from .threads import parallel_map, pieces, worth_splitting
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def dft_cca(a, b) -> DFTCCAResult:
     warn_if_saturated(len(a), a.shape[1], b.shape[1])
     real = not any(t.is_complex() if is_torch(t) else np.iscomplexobj(t) for t in (a, b))
     solved, source = _distinct_frequencies(h, w, a.shape[2:], b.shape[2:], real)
-    threads = not is_torch(a)  # on the CPU, cores take a layer each, then a piece of the frequencies each
+    threads = worth_splitting(a, b)  # cores take a layer each, then a piece of the frequencies each
     sa, sb = parallel_map(partial(_frequency_stack, frequencies=solved), (a, b), single_blas=False, threads=threads)
     parts = parallel_map(lambda s: _frequency_cca(sa[s], sb[s]), pieces(len(solved), 8) if threads else [slice(None)])
     rho = np.concatenate([p[0] for p in parts]).clip(0, 1)[:, :k]  # (len(solved), <= k)

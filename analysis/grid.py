@@ -17,7 +17,7 @@ from .cca import Subspace, cca_of, decompose, svcca_subspace
 from .checks import as_array, is_torch, unify
 from .cka import cka_layer, linear_cka_of
 from .conv import Reduction, check_reduction, reduce_conv
-from .threads import parallel_map
+from .threads import parallel_map, worth_splitting
 
 Measure = Literal["cca", "svcca", "pwcca", "linear_cka"]
 Layers = Mapping[Any, Any] | Sequence[Any]
@@ -93,7 +93,7 @@ def similarity_grid(
             bar.update()
             return out
 
-        prepared = parallel_map(prepared_one, everything, threads=not is_torch(everything[0]))
+        prepared = parallel_map(prepared_one, everything, threads=worth_splitting(*everything))
         a, b = prepared[: len(rows)], prepared if same else prepared[len(rows):]
         for i, j in cells:
             values[i, j] = pair(a[i], b[j], n)

@@ -19,6 +19,9 @@ import numpy as np
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Fewer elements than this in all, and starting threads (~0.3 ms) costs more than they save.
+MIN_ELEMENTS = 1 << 18
+
 
 def cores() -> int:
     """Cores this process may run on."""
@@ -32,11 +35,15 @@ def _controller():
     return ThreadpoolController()  # inspecting the loaded libraries takes ~1 ms: once per process
 
 
+def worth_splitting(*arrays) -> bool:
+    """Whether work on these arrays is worth spreading over cores: numpy arrays (torch runs its own batches), and large."""
+    return all(isinstance(a, np.ndarray) for a in arrays) and sum(a.size for a in arrays) >= MIN_ELEMENTS
+
+
 def parallel_map(fn: Callable[[T], R], items: Iterable[T], single_blas: bool = True, threads: bool = True) -> list[R]:
     """`[fn(item) for item in items]`, the items in threads, one per core at most; exceptions propagate.
 
-    `single_blas`: hold BLAS to one thread while they run. `threads=False`: one after another (torch on an
-    accelerator, which runs a batch in one go).
+    `single_blas`: hold BLAS to one thread while they run. `threads=False`: one after another (see `worth_splitting`).
     """
     items = list(items)
     workers = min(len(items), cores()) if threads else 1

@@ -3,11 +3,12 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 from threadpoolctl import threadpool_info
 
 import analysis
 import analysis.threads
-from analysis.threads import parallel_map, pieces
+from analysis.threads import MIN_ELEMENTS, parallel_map, pieces, worth_splitting
 
 
 def blas_threads() -> set[int]:
@@ -59,7 +60,15 @@ def test_pieces_cover_the_range_in_order(two_cores, count, minimum):
     assert len(cut) == max(1, min(2, count // minimum))
 
 
+def test_only_large_numpy_work_is_split():
+    big = np.zeros(MIN_ELEMENTS)
+    assert worth_splitting(big, np.zeros(3))
+    assert not worth_splitting(np.zeros(10), np.zeros(10))  # threads would cost more than they save
+    assert not worth_splitting(big, torch.zeros(3))  # torch runs its own batches, on its own device
+
+
 def test_measures_equal_their_single_core_values(monkeypatch):
+    monkeypatch.setattr(analysis.threads, "MIN_ELEMENTS", 0)  # split even these small layers
     rng = np.random.default_rng(0)
     a = rng.standard_normal((300, 6, 6, 6))
     b = np.tanh(a[:, :5]) + 0.5 * rng.standard_normal((300, 5, 6, 6))
