@@ -116,7 +116,7 @@ def _frequency_stack(x: Array, frequencies: np.ndarray) -> Array:
         return torch.where(mirrored[:, None, None], stack.conj(), stack).contiguous()
     # a few images at a time (~2 MiB of spectrum), so each block's spectrum is gathered frequencies-first while
     # in cache, and nothing large is allocated but the stack (in threads, allocating and freeing large arrays stalls)
-    per_block = max(1, (2 << 20) // (16 * c * bins))
+    per_block = max(1, (2 << 20) // (f_mean.itemsize * c * bins))
     offset = np.tile(f_mean[:, flat].T, per_block)  # (m, per_block * c): the mean image's spectrum, repeated
     stack = np.empty((len(flat), n * c), f_mean.dtype)
     for start in range(0, n, per_block):

@@ -1,8 +1,9 @@
 """Layer-by-layer similarity grids (similarities): every layer of one set against every layer of another.
 
 Each layer is decomposed once (centring, Gram or SVD factorisation, SVCCA's reduction: `cca.decompose`;
-on the CPU, one layer per core at a time); every pair then costs only its cross product, so a grid of L x L layers costs L decompositions instead of
-L² pairs of them. Values equal the pairwise functions' (`cca`, `svcca`, `pwcca`, `linear_cka`).
+on the CPU, one layer per core at a time); every pair then costs only its cross product, so a grid of
+L x L layers costs L decompositions instead of L² pairs of them. Values equal the pairwise functions'
+(`cca`, `svcca`, `pwcca`, `linear_cka`).
 """
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Independent numpy work spread over the machine's cores.
 
 Batches of small problems (DFT-CCA's frequencies) leave a multi-threaded BLAS idle: each 32 x 32 product is
-too small to split, so it runs on one core. Here such a batch is cut into one piece per core and the pieces
-run in threads (numpy, scipy.fft and LAPACK release the GIL), with BLAS held to one thread meanwhile so the
-threads do not compete for cores. The BLAS limit is process-wide while it holds (threadpoolctl).
+too small to split, so it runs on one core; and centring, FFTs and validation passes are single-threaded in
+numpy. Here independent pieces (a batch cut in one piece per core, or the two layers of a pair) run in
+threads (numpy, scipy.fft and LAPACK release the GIL), with BLAS held to one thread meanwhile so the threads
+do not compete for cores. The BLAS limit is process-wide while it holds (threadpoolctl).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _controller():
 
 
 def worth_splitting(*arrays) -> bool:
-    """Whether work on these arrays is worth spreading over cores: numpy arrays (torch runs its own batches), and large."""
+    """Whether work on these arrays is worth spreading over cores: numpy (torch batches on its own), and large."""
     return all(isinstance(a, np.ndarray) for a in arrays) and sum(a.size for a in arrays) >= MIN_ELEMENTS
 
 
