@@ -4,7 +4,6 @@ import threading
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_info
 
 import analysis
 import analysis.threads
@@ -12,7 +11,8 @@ from analysis.threads import MIN_ELEMENTS, parallel_map, pieces, worth_splitting
 
 
 def blas_threads() -> set[int]:
-    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+    """Threads of the BLAS libraries `parallel_map` limits (numpy's among them: loaded before any call)."""
+    return {lib["num_threads"] for lib in analysis.threads._controller().info() if lib["user_api"] == "blas"}
 
 
 @pytest.fixture
