@@ -4,11 +4,13 @@ Batches of small problems (DFT-CCA's frequencies) leave a multi-threaded BLAS id
 too small to split, so it runs on one core; and centring, FFTs and validation passes are single-threaded in
 numpy. Here independent pieces (a batch cut in one piece per core, or the two layers of a pair) run in
 threads (numpy, scipy.fft and LAPACK release the GIL), with BLAS held to one thread meanwhile so the threads
-do not compete for cores. The BLAS limit is process-wide while it holds (threadpoolctl).
+do not compete for cores. The BLAS limit is process-wide while it holds (threadpoolctl), so only calls
+from the main thread are split; elsewhere the pieces run one after another in the caller.
 """
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -44,10 +46,14 @@ def worth_splitting(*arrays) -> bool:
 def parallel_map(fn: Callable[[T], R], items: Iterable[T], single_blas: bool = True, threads: bool = True) -> list[R]:
     """`[fn(item) for item in items]`, the items in threads, one per core at most; exceptions propagate.
 
-    `single_blas`: hold BLAS to one thread while they run. `threads=False`: one after another (see `worth_splitting`).
+    `single_blas`: hold BLAS to one thread while they run. `threads=False`, or a caller outside the main
+    thread: one after another (see `worth_splitting`).
     """
     items = list(items)
-    workers = min(len(items), cores()) if threads else 1
+    # only from the main thread: threadpoolctl lets one thread (the first to set it) change BLAS's process-wide
+    # thread count, and callers in other threads already run beside others
+    main = threading.current_thread() is threading.main_thread()
+    workers = min(len(items), cores()) if threads and main else 1
     if workers <= 1:
         return [fn(item) for item in items]
     limit = _controller().limit(limits=1, user_api="blas") if single_blas else nullcontext()

@@ -81,3 +81,20 @@ def test_measures_equal_their_single_core_values(monkeypatch):
                             np.asarray(grid))
     for one, two in zip(results[1], results[2]):
         np.testing.assert_allclose(two, one, rtol=0, atol=1e-12)
+
+
+def test_callers_in_other_threads_run_their_pieces_themselves(two_cores):
+    """Only the main thread may set BLAS's thread count (threadpoolctl): elsewhere, pieces run in the caller."""
+    before, seen = blas_threads(), []
+
+    def caller():
+        me = threading.current_thread()
+        seen.extend(parallel_map(lambda _: (threading.current_thread() is me, blas_threads()), range(3)))
+
+    callers = [threading.Thread(target=caller) for _ in range(3)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert seen == [(True, before)] * 9
+    assert blas_threads() == before
