@@ -74,8 +74,8 @@ class TopUnitMatch:
 
 def match_top_units(x, y, k: int) -> TopUnitMatch:
     """`TopUnitMatch` of the k highest-activation units of x (n, d_x) and of y (n, d_y)."""
+    x, y = as_pair(x, y)
     top_x, top_y = top_units(x, k), top_units(y, k)
-    x, y = as_array(x, "x"), as_array(y, "y")
     partners, partner_correlations = best_matches(unit_correlations(x[:, top_x], y))
     return TopUnitMatch(top_x, top_y, unit_correlations(x[:, top_x], y[:, top_y]), partners, partner_correlations)
 
