@@ -6,7 +6,6 @@ from functools import partial
 from typing import Literal
 
 import numpy as np
-import scipy.fft
 
 from .cca import cross, decompose
 from .checks import Array, as_pair, is_torch, like, mean64, warn_if_saturated
@@ -104,7 +103,7 @@ def _frequency_stack(x: Array, frequencies: np.ndarray) -> Array:
         fft = partial(torch.fft.rfft2 if real else torch.fft.fft2, dim=(2, 3))
     else:
         real = not np.iscomplexobj(x)
-        fft = partial(scipy.fft.rfft2 if real else scipy.fft.fft2, axes=(2, 3))
+        fft = partial(_numpy_fft, real=real)
     mirrored = real & (col > width // 2)
     r, col = np.where(mirrored, -r % height, r), np.where(mirrored, -col % width, col)
     f_mean = fft(like(mean64(x, 0), x)[None]).reshape(c, -1)
@@ -125,6 +124,18 @@ def _frequency_stack(x: Array, frequencies: np.ndarray) -> Array:
         np.subtract(spectrum[:, flat].T, offset[:, : len(spectrum)], out=stack[:, rows])
     stack[mirrored] = stack[mirrored].conj()
     return stack.reshape(-1, n, c)
+
+
+def _numpy_fft(x: np.ndarray, real: bool) -> np.ndarray:
+    """2-D DFT of numpy x (n, c, h, w) over its last two axes, numpy out in x's precision.
+
+    By torch's CPU FFT: on x86 (MKL) its batched small transforms take half the time of scipy's pocketfft.
+    """
+    import torch
+
+    # torch shares the memory; it warns about (and could write to) a read-only array, so such a block is copied
+    t = torch.from_numpy(x if x.flags.writeable and x.flags.c_contiguous else x.copy())
+    return (torch.fft.rfft2 if real else torch.fft.fft2)(t, dim=(2, 3)).numpy()
 
 
 Reduction = Literal["flatten", "mean"]

@@ -142,3 +142,13 @@ def test_float32_and_torch_paths(monkeypatch):
     np.testing.assert_allclose(analysis.dft_cca(torch.tensor(a), torch.tensor(b)).per_frequency, exact, atol=1e-12)
     single = analysis.dft_cca(torch.tensor(a).float(), torch.tensor(b).float()).per_frequency
     np.testing.assert_allclose(single, exact, atol=1e-5)
+
+
+def test_read_only_and_strided_numpy_input(recwarn):
+    a, b = shift_closed(9)
+    exact = analysis.dft_cca(a, b).per_frequency
+    frozen = a.copy()
+    frozen.flags.writeable = False
+    strided = np.ascontiguousarray(b.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # same values, other memory order
+    np.testing.assert_allclose(analysis.dft_cca(frozen, strided).per_frequency, exact, atol=1e-12)
+    assert not recwarn.list  # the FFT's zero-copy view of the input neither warns nor writes
