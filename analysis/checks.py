@@ -116,14 +116,21 @@ def to_numpy(a: Array) -> np.ndarray:
     return np.asarray(a).astype(np.complex128 if np.iscomplexobj(a) else np.float64, copy=False)
 
 
+def as_tensor(a: Array):
+    """`a` as a torch tensor: a tensor as it is, a numpy array sharing its memory (a copy if it is read-only,
+    which torch would otherwise warn about and could write to, or not C-contiguous)."""
+    import torch
+
+    if is_torch(a):
+        return a
+    a = np.asarray(a)
+    return torch.from_numpy(a if a.flags.writeable and a.flags.c_contiguous else a.copy())
+
+
 def like(a: Array, ref: Array) -> Array:
     """`a` (numpy, or the library of `ref`) in `ref`'s library, device and dtype."""
     if is_torch(ref):
-        import torch
-
-        if not is_torch(a):
-            a = torch.from_numpy(np.ascontiguousarray(a))
-        return a.to(device=ref.device, dtype=ref.dtype)
+        return as_tensor(a).to(device=ref.device, dtype=ref.dtype)
     return np.asarray(a).astype(ref.dtype, copy=False)
 
 
@@ -138,7 +145,7 @@ def unify(*arrays: Array) -> list[Array]:
     devices = {str(t.device) for t in tensors}
     if len(devices) > 1:
         raise ValueError(f"the layers are on different devices: {sorted(devices)}; move them to one")
-    out = [torch.as_tensor(a, device=tensors[0].device) for a in arrays]
+    out = [as_tensor(a).to(tensors[0].device) for a in arrays]
     return [a.to(_dtype(torch, a.is_complex(), single)) for a in out]
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from .cca import cross, decompose
-from .checks import Array, as_pair, is_torch, like, mean64, warn_if_saturated
+from .checks import Array, as_pair, as_tensor, is_torch, like, mean64, warn_if_saturated
 from .threads import parallel_map, pieces, worth_splitting
 
 
@@ -94,16 +94,14 @@ def _frequency_stack(x: Array, frequencies: np.ndarray) -> Array:
     Centring commutes with the DFT: the mean image's spectrum is subtracted. Real input: from the half
     spectrum a real FFT computes, X(r, c) = conj X(-r, -c) for the other half.
     """
+    import torch
+
     n, c, height, width = x.shape
     r, col = frequencies[:, 0] % height, frequencies[:, 1] % width
-    if is_torch(x):
-        import torch
-
-        real = not x.is_complex()
-        fft = partial(torch.fft.rfft2 if real else torch.fft.fft2, dim=(2, 3))
-    else:
-        real = not np.iscomplexobj(x)
-        fft = partial(_numpy_fft, real=real)
+    real = not (x.is_complex() if is_torch(x) else np.iscomplexobj(x))
+    transform = partial(torch.fft.rfft2 if real else torch.fft.fft2, dim=(2, 3))
+    # numpy layers by torch's CPU FFT too: there (MKL, on x86) batched small transforms take half scipy's time
+    fft = transform if is_torch(x) else lambda block: transform(as_tensor(block)).numpy()
     mirrored = real & (col > width // 2)
     r, col = np.where(mirrored, -r % height, r), np.where(mirrored, -col % width, col)
     f_mean = fft(like(mean64(x, 0), x)[None]).reshape(c, -1)
@@ -124,18 +122,6 @@ def _frequency_stack(x: Array, frequencies: np.ndarray) -> Array:
         np.subtract(spectrum[:, flat].T, offset[:, : len(spectrum)], out=stack[:, rows])
     stack[mirrored] = stack[mirrored].conj()
     return stack.reshape(-1, n, c)
-
-
-def _numpy_fft(x: np.ndarray, real: bool) -> np.ndarray:
-    """2-D DFT of numpy x (n, c, h, w) over its last two axes, numpy out in x's precision.
-
-    By torch's CPU FFT: on x86 (MKL) its batched small transforms take half the time of scipy's pocketfft.
-    """
-    import torch
-
-    # torch shares the memory; it warns about (and could write to) a read-only array, so such a block is copied
-    t = torch.from_numpy(x if x.flags.writeable and x.flags.c_contiguous else x.copy())
-    return (torch.fft.rfft2 if real else torch.fft.fft2)(t, dim=(2, 3)).numpy()
 
 
 Reduction = Literal["flatten", "mean"]

@@ -279,8 +279,23 @@ def test_torch_path(measure, torch_path):
     np.testing.assert_allclose(value(fn(torch.tensor(x), torch.tensor(y))), exact, atol=1e-12)
     np.testing.assert_allclose(value(fn(torch.tensor(x).float(), torch.tensor(y).float())), exact, atol=1e-5)
     np.testing.assert_allclose(value(fn(torch.tensor(x), y)), exact, atol=1e-12)  # mixed: torch's side
+    frozen = y.copy()
+    frozen.flags.writeable = False
+    np.testing.assert_allclose(value(fn(torch.tensor(x), frozen)), exact, atol=1e-12)  # a read-only numpy side
     dead = np.column_stack([x, np.full(500, 2.0)])  # the SVD route, in torch
     np.testing.assert_allclose(value(fn(torch.tensor(dead), torch.tensor(y))), value(fn(dead, y)), atol=1e-12)
+
+
+def test_numpy_arrays_become_tensors_sharing_memory_unless_read_only():
+    from analysis.checks import as_tensor
+
+    x = np.arange(6.0).reshape(2, 3)
+    as_tensor(x)[0, 0] = 9.0
+    assert x[0, 0] == 9.0  # writable and contiguous: shared, no copy
+    x.flags.writeable = False
+    as_tensor(x)[0, 0] = -1.0
+    assert x[0, 0] == 9.0  # read-only: a copy, never written through
+    np.testing.assert_array_equal(as_tensor(x.T).numpy(), x.T)  # strided: a contiguous copy
 
 
 def test_float32_path_on_real_activations(ref_activations):
