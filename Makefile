@@ -20,9 +20,10 @@ bench: setup
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Exact versions from constraints.txt (the tested set); pyproject.toml keeps only lower bounds.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -e '.[notebooks,test]'
+	$(PY) -m pip install -c constraints.txt -e '.[notebooks,test]'
 	$(PY) -m ipykernel install --sys-prefix --name svcca --display-name "Python (svcca)"
 	touch $@
 
