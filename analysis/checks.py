@@ -25,6 +25,11 @@ def is_torch(x) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 
 
+def is_complex(x: Array) -> bool:
+    """Whether `x` (numpy or torch) holds complex numbers."""
+    return x.is_complex() if is_torch(x) else np.iscomplexobj(x)
+
+
 def as_array(x, name: str = "x", ndim: int = 2, native: bool = False) -> Array:
     """`x` (numpy array or torch tensor, any device) validated: finite, `ndim` axes, samples first, some variance.
 
@@ -198,7 +203,7 @@ def _double(a: Array) -> Array:
 def herm(a: Array) -> Array:
     """Conjugate transpose of the last two axes (a view for real arrays)."""
     t = a.mT
-    return t.conj() if (a.is_complex() if is_torch(a) else np.iscomplexobj(a)) else t
+    return t.conj() if is_complex(a) else t
 
 
 def linalg(a: Array):

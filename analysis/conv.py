@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from .cca import cross, decompose
-from .checks import Array, as_pair, as_tensor, is_torch, like, mean64, warn_if_saturated
+from .checks import Array, as_pair, as_tensor, is_complex, is_torch, like, mean64, warn_if_saturated
 from .threads import parallel_map, pieces, worth_splitting
 
 
@@ -44,7 +44,7 @@ def dft_cca(a, b) -> DFTCCAResult:
     h, w = min(a.shape[2], b.shape[2]), min(a.shape[3], b.shape[3])
     k = min(a.shape[1], b.shape[1])
     warn_if_saturated(len(a), a.shape[1], b.shape[1])
-    real = not any(t.is_complex() if is_torch(t) else np.iscomplexobj(t) for t in (a, b))
+    real = not (is_complex(a) or is_complex(b))
     solved, source = _distinct_frequencies(h, w, a.shape[2:], b.shape[2:], real)
     threads = worth_splitting(a, b)  # cores take a layer each, then a piece of the frequencies each
     sa, sb = parallel_map(partial(_frequency_stack, frequencies=solved), (a, b), single_blas=False, threads=threads)
@@ -98,7 +98,7 @@ def _frequency_stack(x: Array, frequencies: np.ndarray) -> Array:
 
     n, c, height, width = x.shape
     r, col = frequencies[:, 0] % height, frequencies[:, 1] % width
-    real = not (x.is_complex() if is_torch(x) else np.iscomplexobj(x))
+    real = not is_complex(x)
     transform = partial(torch.fft.rfft2 if real else torch.fft.fft2, dim=(2, 3))
     # numpy layers by torch's CPU FFT too: there (MKL, on x86) batched small transforms take half scipy's time
     fft = transform if is_torch(x) else lambda block: transform(as_tensor(block)).numpy()
