@@ -1,11 +1,12 @@
 """Independent numpy work spread over the machine's cores.
 
 Batches of small problems (DFT-CCA's frequencies) leave a multi-threaded BLAS idle: each 32 x 32 product is
-too small to split, so it runs on one core; and centring, FFTs and validation passes are single-threaded in
-numpy. Here independent pieces (a batch cut in one piece per core, or the two layers of a pair) run in
-threads (numpy, torch and LAPACK release the GIL), with BLAS held to one thread meanwhile so the threads
-do not compete for cores. The BLAS limit is process-wide while it holds (threadpoolctl), so only calls
-from the main thread are split; elsewhere the pieces run one after another in the caller.
+too small to split, so it runs on one core; and centring, validation passes and DFT-CCA's gathering of
+spectra are single-threaded in numpy. Here independent pieces (a batch cut in one piece per core, or the
+two layers of a pair) run in threads (numpy, torch and LAPACK release the GIL), with BLAS held to one
+thread meanwhile so the threads do not compete for cores. The BLAS limit is process-wide while it holds
+(threadpoolctl), so only calls from the main thread are split; elsewhere the pieces run one after another
+in the caller.
 """
 from __future__ import annotations
 
