@@ -4,14 +4,19 @@ PROFILE ?= quick
 VENV := .venv
 PY := $(VENV)/bin/python
 export MPLBACKEND := Agg
+# one code path for training on every x86-64 CPU with AVX2 or better (see analysis/networks/__init__.py)
+export ATEN_CPU_CAPABILITY ?= avx2
+export ONEDNN_MAX_CPU_ISA ?= AVX2
+export MKL_CBWR ?= AVX2
 
 .PHONY: reproduce test setup data bench clean
 
 reproduce: data
-	$(PY) -m analysis.reproduce --profile $(PROFILE)
+	$(PY) -m analysis.pipeline.reproduce --profile $(PROFILE)
 
-# Unit tests, then every notebook under nbval (figures to data/test-figures), then the figure regression check.
+# Lint, unit tests, then every notebook under nbval (figures to data/test-figures), then the figure regression check.
 test: data
+	$(PY) -m ruff check analysis tests benchmarks
 	rm -rf data/test-figures
 	$(PY) -m pytest
 
@@ -27,14 +32,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name svcca --display-name "Python (svcca)"
 	touch $@
 
-# Fashion-MNIST: already here, else Debian's copy, else torchvision's download; offline on Debian as root,
-# install Debian's dataset package and try again (exit status 3 = neither route worked).
+# The quick profile's data: Fashion-MNIST (already here, else Debian's copy, else torchvision's download) and
+# the fortunes text corpus (Debian's package); offline on Debian as root, install Debian's packages and try again
+# (exit status 3 = a dataset could not be had).
+DATASETS := fashion-mnist fortunes
+DEBIAN_PACKAGES := dataset-fashion-mnist fortunes
 data: setup
-	$(PY) -m analysis.data fashion-mnist || { \
+	$(PY) -m analysis.networks.data $(DATASETS) || { \
 	  status=$$?; [ $$status -eq 3 ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null || exit $$status; \
-	  echo "Installing Debian's dataset-fashion-mnist"; \
-	  apt-get install -y dataset-fashion-mnist || { apt-get update && apt-get install -y dataset-fashion-mnist; } || exit $$status; \
-	  $(PY) -m analysis.data fashion-mnist; }
+	  echo "Installing Debian's $(DEBIAN_PACKAGES)"; \
+	  apt-get install -y $(DEBIAN_PACKAGES) || { apt-get update && apt-get install -y $(DEBIAN_PACKAGES); } || exit $$status; \
+	  $(PY) -m analysis.networks.data $(DATASETS); }
 
 clean:
 	rm -rf $(VENV) data/test-figures data/executed

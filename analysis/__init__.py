@@ -1,65 +1,43 @@
-"""Similarity of neural network representations: CCA, SVCCA, PWCCA, CKA, and the studies built on them."""
-from .cca import CCAResult, cca, pwcca, svcca
-from .cka import cka, linear_cka
-from .conv import DFTCCAResult, average_pool, dft_cca, flatten
-from .data import Split, load
-from .dynamics import Convergence, convergence_order, depth_correlation, learning_grids, lower_minus_upper, self_similarity
-from .grid import Grid, similarity_grid
-from .models import build_model, freeze
-from .neurons import (
-    TopUnitMatch,
-    align_signs,
-    best_matches,
-    class_variance_fraction,
-    match_top_units,
-    top_units,
-    unit_correlations,
-    unit_norms,
-)
-from .procrustes import procrustes_distance
-from .record import iter_activations, record
-from .stream import CrossStats, GridStats, stream_stats
-from .train import Run, RunConfig, profile_config, train
+"""Similarity of neural network representations: CCA, SVCCA, PWCCA, CKA, and the studies built on them.
 
-__all__ = [
-    "CCAResult",
-    "Convergence",
-    "CrossStats",
-    "DFTCCAResult",
-    "Grid",
-    "GridStats",
-    "Run",
-    "RunConfig",
-    "Split",
-    "TopUnitMatch",
-    "align_signs",
-    "average_pool",
-    "best_matches",
-    "build_model",
-    "cca",
-    "cka",
-    "class_variance_fraction",
-    "convergence_order",
-    "depth_correlation",
-    "dft_cca",
-    "flatten",
-    "freeze",
-    "iter_activations",
-    "learning_grids",
-    "linear_cka",
-    "load",
-    "lower_minus_upper",
-    "match_top_units",
-    "procrustes_distance",
-    "profile_config",
-    "pwcca",
-    "record",
-    "self_similarity",
-    "similarity_grid",
-    "stream_stats",
-    "svcca",
-    "top_units",
-    "train",
-    "unit_correlations",
-    "unit_norms",
-]
+Layers, each importing only those below it: `measures` (arrays in, numbers out), `networks` (datasets,
+models, training runs and their cache, hooks, pretrained sources), `studies` (helpers of the notebooks),
+`pipeline` (figures, claims, running every notebook). Names are loaded on first use, so `import analysis`
+followed by `analysis.cca(x, y)` never imports torch.nn.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+
+_NAMES = {
+    "analysis.measures": (
+        "CCAResult", "CrossStats", "DFTCCAResult", "Grid", "GridStats", "GroupComparison", "MEASURES", "Measure",
+        "average_pool", "cca", "cka", "compare_group", "dft_cca", "flatten", "linear_cka", "procrustes_distance",
+        "pwcca", "similarity_grid", "svcca",
+    ),
+    "analysis.networks.data": ("Dataset", "Split", "load", "register"),
+    "analysis.networks.models": ("build_model", "freeze"),
+    "analysis.networks.hooks": ("capture", "evaluating", "iter_activations", "record", "replacing",
+                                "steps_as_samples", "stream_stats"),
+    "analysis.networks.runs": ("Run", "RunConfig", "accuracy", "train", "train_many"),
+    "analysis.networks.profiles": ("StudyPlan", "profile_config", "study_plan"),
+    "analysis.networks.sources": ("Pretrained",),
+    "analysis.studies.dynamics": ("Convergence", "convergence_order", "depth_correlation", "learning_grids",
+                                  "lower_minus_upper", "self_similarity"),
+    "analysis.studies.neurons": ("TopUnitMatch", "align_signs", "best_matches", "class_variance_fraction",
+                                 "match_top_units", "top_units", "unit_correlations", "unit_norms"),
+}
+_WHERE = {name: module for module, names in _NAMES.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

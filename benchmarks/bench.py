@@ -14,17 +14,21 @@ import argparse
 import datetime
 import platform
 import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import analysis
-from analysis.grid import similarity_grid
-from analysis.reference import reference_cca, reference_dft_cca_rho, reference_svcca_rho
-from analysis.stream import CrossStats
+from analysis.measures.grid import similarity_grid
+from analysis.measures.stream import CrossStats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference import reference_cca, reference_dft_cca_rho, reference_svcca_rho  # noqa: E402  (the test fixture)
 
 PAUSE = 0.25
 
@@ -115,7 +119,7 @@ def grids(rng, n: int, d: int, count: int, keep: int, repeat: int) -> list[str]:
                    base_repeat)
     out = [row(f"similarity_grid svcca keep={keep}", shapes, t, "SVD per pair + reference CCA", base, f)]
     for measure, fn in (("cca", lambda x, y: analysis.cca(x, y).mean), ("linear_cka", analysis.linear_cka)):
-        t, base = best([lambda: similarity_grid(names_a, names_b, measure, progress=False), pairwise(fn)], base_repeat)
+        t, base = best([lambda m=measure: similarity_grid(names_a, names_b, m, progress=False), pairwise(fn)], base_repeat)
         out.append(row(f"similarity_grid {measure}", shapes, t, f"{count * count} pairwise `{measure}` calls", base, f))
     return out
 
@@ -155,7 +159,7 @@ def streaming(rng, samples: list[int], d: int, batch: int) -> tuple[list[str], l
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         x, y = pool[0]
-        per_batch = best([lambda: x.T @ y], 5)[0]
+        per_batch = best([lambda x=x, y=y: x.T @ y], 5)[0]
         full = 2 * total * d * 8
         perf.append(row(f"CrossStats.update x {total // batch}, then cca + svcca + linear_cka",
                         f"n={total}, {d}+{d} units, batches of {batch}", elapsed, "—", None,

@@ -1,26 +1,23 @@
-"""Shared fixtures: real reference activations when ../shared is present, and a scratch run cache."""
+"""Shared fixtures: the SVCCA authors' real activations (tests/fixtures), and a scratch run cache."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from analysis import data
-from analysis.paths import data_dir
+from analysis.networks import data
+from analysis.networks.paths import data_dir
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "ref" / "svcca_tutorial_activations.npz"
+REF = Path(__file__).resolve().parent / "fixtures" / "svcca_tutorial_activations.npz"
 
 
 @pytest.fixture(scope="session")
 def ref_activations() -> dict[str, np.ndarray]:
-    """The SVCCA authors' tutorial activations, samples first (see shared/ref/README.md)."""
-    if not REF.exists():
-        pytest.skip(f"reference activations not found at {REF} (only present beside the project's CI)")
+    """The SVCCA authors' tutorial activations, samples first (see tests/fixtures/README.md)."""
     with np.load(REF) as f:
         return {
             "mnist": (f["mnist_logits_net0"].T, f["mnist_logits_net1"].T),
             "svhn": (f["svhn_fc200_net0"], f["svhn_fc200_net1"]),
         }
-
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from layers import correlated_layers
 from scipy.stats import ortho_group
 
 import analysis
-from layers import correlated_layers
 
 seeds = st.integers(0, 2**32 - 1)
 KINDS = [dict(kernel="linear"), dict(kernel="rbf", bandwidth=0.5), dict(kernel="linear", debiased=True)]

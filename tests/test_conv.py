@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 import torch
+from reference import reference_dft_cca_rho
 
 import analysis
-import analysis.checks
-from analysis.conv import _distinct_frequencies
-from analysis.reference import reference_dft_cca_rho
+import analysis.measures.checks
+from analysis.measures.conv import _distinct_frequencies
 
 
 def shift_closed(seed: int, n0: int = 12, c: int = 3, h: int = 4, w: int = 4):
@@ -71,7 +71,7 @@ def test_invariant_to_sample_order_and_channel_mixing():
 def test_bad_input_is_a_clear_error():
     rng = np.random.default_rng(5)
     with pytest.raises(ValueError, match="4-D"):
-        analysis.dft_cca(rng.standard_normal((10, 4)), rng.standard_normal((10, 4)))
+        analysis.dft_cca(rng.standard_normal((10, 4, 3)), rng.standard_normal((10, 4, 3)))
     with pytest.raises(ValueError, match="same samples"):
         analysis.dft_cca(rng.standard_normal((10, 2, 3, 3)), rng.standard_normal((9, 2, 3, 3)))
     with pytest.raises(ValueError, match="no variance"):
@@ -138,7 +138,7 @@ def test_float32_and_torch_paths(monkeypatch):
     exact = analysis.dft_cca(a, b).per_frequency
     single = analysis.dft_cca(a.astype(np.float32), b.astype(np.float32)).per_frequency
     np.testing.assert_allclose(single, exact, atol=1e-5)
-    monkeypatch.setattr(analysis.checks, "CPU_TENSORS_AS_NUMPY", False)  # torch's own code path, on the CPU
+    monkeypatch.setattr(analysis.measures.checks, "CPU_TENSORS_AS_NUMPY", False)  # torch's own code path, on the CPU
     np.testing.assert_allclose(analysis.dft_cca(torch.tensor(a), torch.tensor(b)).per_frequency, exact, atol=1e-12)
     single = analysis.dft_cca(torch.tensor(a).float(), torch.tensor(b).float()).per_frequency
     np.testing.assert_allclose(single, exact, atol=1e-5)

@@ -4,14 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from analysis.dynamics import (
+from analysis.measures.grid import similarity_grid
+from analysis.studies.dynamics import (
     convergence_order,
     depth_correlation,
     learning_grids,
     lower_minus_upper,
     self_similarity,
 )
-from analysis.grid import similarity_grid
 
 FRACTIONS = (0.0, 0.5, 1.0)
 

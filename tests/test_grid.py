@@ -1,14 +1,17 @@
 """Layer grids: equal to the pairwise measures, one decomposition per layer, labels, conv layers, bad input."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
+from layers import correlated_layers
 
 import analysis
-import analysis.checks
-import analysis.grid
-from analysis.conv import average_pool, flatten
-from analysis.grid import similarity_grid
-from layers import correlated_layers
+import analysis.measures.checks
+import analysis.measures.grid
+from analysis.measures.conv import average_pool, flatten
+from analysis.measures.grid import similarity_grid
+from analysis.measures.registry import MEASURES
 
 PAIRWISE = {
     "cca": lambda x, y: analysis.cca(x, y).mean,
@@ -52,11 +55,13 @@ def test_one_network_against_itself(measure):
         np.testing.assert_array_equal(grid, grid.T)
 
 
-def test_each_layer_is_decomposed_once(monkeypatch):
+@pytest.mark.parametrize("measure", sorted(MEASURES))
+def test_each_layer_is_prepared_once(measure, monkeypatch):
     calls = []
-    decompose = analysis.grid.decompose
-    monkeypatch.setattr(analysis.grid, "decompose", lambda x: calls.append(x.shape) or decompose(x))
-    similarity_grid(network(3, 3), network(4, 5), "cca")
+    m = MEASURES[measure]
+    counting = dataclasses.replace(m, prepare=lambda x, **kw: calls.append(x.shape) or m.prepare(x, **kw))
+    monkeypatch.setitem(MEASURES, measure, counting)
+    similarity_grid(network(3, 3), network(4, 5), measure)
     assert len(calls) == 3 + 5
 
 
@@ -98,7 +103,7 @@ def test_float32_and_torch_layers():
 
 
 def test_torch_path(monkeypatch):
-    monkeypatch.setattr(analysis.checks, "CPU_TENSORS_AS_NUMPY", False)  # torch's own code path, on the CPU
+    monkeypatch.setattr(analysis.measures.checks, "CPU_TENSORS_AS_NUMPY", False)  # torch's own code path, on the CPU
     a, b = network(15, 2), network(16, 2)
     for measure in PAIRWISE:
         exact = np.asarray(similarity_grid(a, b, measure, **OPTIONS.get(measure, {})))
@@ -121,13 +126,13 @@ def test_bad_input_is_a_clear_error():
         similarity_grid(a, b, "cca")
     with pytest.raises(ValueError, match="measure must be one of"):
         similarity_grid(a, measure="rbf")
-    with pytest.raises(ValueError, match="takes no option"):
+    with pytest.raises(TypeError, match="takes no option"):
         similarity_grid(a, measure="cca", keep=3)
     with pytest.raises(ValueError, match=r"layers_a\['bad'\] contains NaN"):
         similarity_grid({"bad": np.full((300, 2), np.nan)}, measure="cca")
     with pytest.raises(ValueError, match="no layers"):
         similarity_grid({}, measure="cca")
-    with pytest.raises(ValueError, match="map layer names"):
+    with pytest.raises(TypeError, match="map layer names"):
         similarity_grid(np.ones((10, 3)), measure="cca")
     with pytest.raises(ValueError, match="keep"):
         similarity_grid(a, measure="svcca", keep=0)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from analysis import build_model, freeze, record
-from analysis.models import frozen_layers
-from analysis.record import iter_activations
+from analysis.networks.hooks import capture, evaluating, iter_activations, replacing
+from analysis.networks.models import frozen_layers
 
 SHAPES = {"convnet": (3, 32, 32), "resnet": (3, 32, 32), "mlp": (1, 28, 28)}
 
@@ -63,18 +63,53 @@ def test_unknown_layer_lists_the_valid_names():
         record(net, [torch.randn(2, 1, 28, 28)], ["fc1", "fc9"])
 
 
-def test_freeze_stops_gradients_and_batch_norm_statistics():
+def test_freeze_survives_train_and_stops_gradients_and_batch_norm_statistics():
+    torch.manual_seed(0)
     net = build_model("convnet", (1, 28, 28), 10, width=0.25)
+    torch.manual_seed(0)
+    twin = build_model("convnet", (1, 28, 28), 10, width=0.25)  # same initial weights, not frozen
     freeze(net, ["conv1"])
     before = {k: v.clone() for k, v in net.conv1.state_dict().items()}
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-    net.train()
-    net.conv1.eval()
+    net.train()  # must not switch the frozen layer's batch norm back to training
+    assert net.training and net.conv2.training and not net.conv1.training and not net.conv1[1].training
+    x = torch.randn(8, 1, 28, 28)
     for _ in range(2):
         opt.zero_grad()
-        net(torch.randn(8, 1, 28, 28)).sum().backward()
+        net(x).sum().backward()
         opt.step()
     after = net.conv1.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    assert not torch.equal(net.conv2[0].weight, build_model("convnet", (1, 28, 28), 10, width=0.25).conv2[0].weight)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and running statistics
+    assert not torch.equal(net.conv2[0].weight, twin.conv2[0].weight)  # the rest trained
+    twin.train()
+    twin(x)
+    assert not torch.equal(twin.conv1[1].running_mean, before["1.running_mean"])  # unfrozen: statistics move
     assert frozen_layers(net) == ["conv1"]
+
+
+def test_replacing_a_layer_changes_what_follows():
+    torch.manual_seed(2)
+    net = build_model("mlp", (1, 28, 28), 10, width=0.1).eval()
+    x = torch.randn(16, 1, 28, 28)
+    with torch.no_grad():
+        plain = net(x)
+        with replacing(net, {"fc2": torch.zeros_like}):
+            zeroed = net(x)
+        assert torch.equal(net(x), plain)  # the hook is gone after the block
+    bias = net.logits(net.fc3(torch.zeros(1, 50)))  # what the network outputs when fc2 says nothing
+    torch.testing.assert_close(zeroed, bias.expand(16, 10))
+    with replacing(net, {"fc2": lambda out: out}), torch.no_grad():
+        torch.testing.assert_close(net(x), plain)
+
+
+def test_gradients_reach_the_input_only_when_asked():
+    net = build_model("convnet", (1, 28, 28), 10, width=0.25)
+    net.train()
+    x = torch.randn(2, 1, 28, 28, requires_grad=True)
+    with evaluating(net, grad=True), capture(net, ["conv3"], detach=False) as store:
+        net(x)
+        store["conv3"][:, 0].mean().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0 and net.training
+    with evaluating(net), capture(net, ["conv3"]) as store:
+        net(x)
+        assert not store["conv3"].requires_grad

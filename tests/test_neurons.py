@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis import neurons
+from analysis.studies import neurons
 
 
 def test_correlations_of_known_units():

@@ -1,10 +1,10 @@
 """Orthogonal Procrustes distance: zero for rotations and rescalings, symmetric, bounded."""
 import numpy as np
 import pytest
+from layers import correlated_layers
 from scipy.stats import ortho_group
 
 import analysis
-from layers import correlated_layers
 
 
 def test_zero_for_rotated_rescaled_copies():

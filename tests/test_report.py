@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from analysis.report import Claim, check_claims, save_figure, verdicts, write_report
+from analysis.pipeline.report import Claim, check_claims, save_figure, verdicts, write_report
 
 
 def test_save_figure_writes_png_and_numbers(tmp_path, monkeypatch):

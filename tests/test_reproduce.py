@@ -2,7 +2,7 @@
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from analysis.reproduce import store_checked_outputs
+from analysis.pipeline.reproduce import store_checked_outputs
 
 
 def test_only_checked_cells_keep_their_printed_output(tmp_path):

@@ -6,11 +6,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from layers import correlated_layers
 
 import analysis
-from analysis.grid import similarity_grid
-from analysis.stream import CrossStats, GridStats, stream_stats
-from layers import correlated_layers
+from analysis.measures.grid import similarity_grid
+from analysis.measures.stream import CrossStats, GridStats
+from analysis.networks.hooks import stream_stats
 
 
 def fed(x, y, bounds) -> CrossStats:

@@ -6,18 +6,18 @@ import pytest
 import torch
 
 import analysis
-import analysis.threads
-from analysis.threads import MIN_ELEMENTS, parallel_map, pieces, worth_splitting
+import analysis.measures.threads
+from analysis.measures.threads import MIN_ELEMENTS, parallel_map, pieces, worth_splitting
 
 
 def blas_threads() -> set[int]:
     """Threads of the BLAS libraries `parallel_map` limits (numpy's among them: loaded before any call)."""
-    return {lib["num_threads"] for lib in analysis.threads._controller().info() if lib["user_api"] == "blas"}
+    return {lib["num_threads"] for lib in analysis.measures.threads._controller().info() if lib["user_api"] == "blas"}
 
 
 @pytest.fixture
 def two_cores(monkeypatch):
-    monkeypatch.setattr(analysis.threads, "cores", lambda: 2)
+    monkeypatch.setattr(analysis.measures.threads, "cores", lambda: 2)
 
 
 def test_parallel_map_keeps_order_and_runs_in_threads(two_cores):
@@ -68,14 +68,14 @@ def test_only_large_numpy_work_is_split():
 
 
 def test_measures_equal_their_single_core_values(monkeypatch):
-    monkeypatch.setattr(analysis.threads, "MIN_ELEMENTS", 0)  # split even these small layers
+    monkeypatch.setattr(analysis.measures.threads, "MIN_ELEMENTS", 0)  # split even these small layers
     rng = np.random.default_rng(0)
     a = rng.standard_normal((300, 6, 6, 6))
     b = np.tanh(a[:, :5]) + 0.5 * rng.standard_normal((300, 5, 6, 6))
     x, y = a.reshape(300, -1)[:, :80], b.reshape(300, -1)[:, :60]
     results = {}
     for n_cores in (1, 2):
-        monkeypatch.setattr(analysis.threads, "cores", lambda: n_cores)
+        monkeypatch.setattr(analysis.measures.threads, "cores", lambda n=n_cores: n)
         grid = analysis.similarity_grid({"x": x, "y": y}, measure="pwcca", progress=False)
         results[n_cores] = (analysis.dft_cca(a, b).rho, analysis.cca(x, y).rho, analysis.svcca(x, y, keep=20).rho,
                             np.asarray(grid))

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import analysis
+import analysis.networks.runs
 from analysis import RunConfig, profile_config, train
-from analysis.train import _Trainer
+from analysis.networks.runs import _Trainer
 
 TINY = dict(model="mlp", n_train=512, n_test=256, epochs=2, batch_size=64, options=(("hidden", (32, 32)),))
 
@@ -115,8 +116,8 @@ def test_freeze_schedule_leaves_frozen_layers_unchanged_after_their_fraction(cac
 
 def test_random_labels_change_the_training_labels_and_do_not_generalise(cache):
     run = train(RunConfig(**{**TINY, "random_labels": True, "epochs": 1}), progress=False)
-    true = analysis.load("fashion-mnist", "train", n=512, seed=0).labels
-    assert not torch.equal(run.data("train").labels, true)
+    true = analysis.load("fashion-mnist", "train", n=512, seed=0).targets
+    assert not torch.equal(run.data("train").targets, true)
     assert run.test_accuracy < 0.25
 
 
@@ -147,3 +148,56 @@ def test_full_profile_is_the_papers_scale_on_cifar10(model):
     if model == "resnet":  # ResNet-20: a stem, 3 stages of 3 blocks of 2 conv layers, logits
         convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
         assert len(convs) + 1 == 20
+
+
+def _toy_text(root, split):
+    """A periodic 'text' over 5 symbols: the next token is always predictable from the previous two."""
+    tokens = torch.tensor([0, 1, 2, 1, 3, 4] * 200)
+    windows = tokens[: 1200 - 1200 % 25].view(-1, 25)
+    windows = windows[:40] if split == "train" else windows[40:]
+    return windows[:, :-1], windows[:, 1:], tuple("abcde")
+
+
+def test_language_model_trains_through_the_same_trainer_and_records_over_time(cache):
+    analysis.register(analysis.Dataset("toy-text", "language-model", lambda root, download: None, _toy_text))
+    try:
+        config = RunConfig(model="lstm", dataset="toy-text", n_train=None, n_test=None, epochs=20, batch_size=8,
+                           optimizer="adamw", lr=0.03, weight_decay=0.0,
+                           options=(("n_layers", 2), ("embed", 8), ("hidden", 12)))
+        run = train(config, progress=False)
+        assert run.history[-1]["train_loss"] < 0.5 * run.history[0]["train_loss"]
+        assert run.test_accuracy > 0.9  # next-token accuracy over every step of held-out windows
+        assert run.layers == ("embed", "lstm1", "lstm2", "logits")
+        acts = run.activations(["lstm1", "lstm2"])
+        assert acts["lstm2"].shape == (len(run.data("test")), 24, 12)
+        steps = analysis.steps_as_samples(acts["lstm2"])
+        np.testing.assert_array_equal(steps[24], acts["lstm2"][1, 0])  # sample-major, then time
+    finally:
+        del analysis.networks.data.DATASETS["toy-text"]
+
+
+def test_train_many_trains_each_configuration_once_and_keeps_the_order(cache, monkeypatch, capsys):
+    a, b = RunConfig(**TINY), RunConfig(**{**TINY, "seed": 3})
+    trained = []
+    real = train
+    monkeypatch.setattr(analysis.networks.runs, "train", lambda c, **kw: trained.append(c) or real(c, **kw))
+    runs = analysis.train_many([a, b, a], progress=False)
+    assert [r.config for r in runs] == [a, b, a] and trained == [a, b]
+    assert "trained mlp-" in capsys.readouterr().out
+    assert [r.config for r in analysis.train_many([b, a], progress=False)] == [b, a] and trained == [a, b]
+
+
+def test_training_bits_do_not_depend_on_the_callers_thread_count(cache, tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        first = _weights(train(RunConfig(**TINY), progress=False))
+        assert torch.get_num_threads() == 1  # restored after training
+        (cache / "runs").rename(tmp_path / "elsewhere")
+        torch.set_num_threads(3)
+        second = train(RunConfig(**TINY), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert _same(first, _weights(second))
+    assert second.environment["threads"] == analysis.networks.runs.TRAINING_THREADS
+    assert second.environment["torch"] == torch.__version__

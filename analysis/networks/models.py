@@ -167,14 +167,23 @@ def module(model: nn.Module, layer: str) -> nn.Module:
 
 
 def freeze(model: nn.Module, layers: Iterable[str]) -> None:
-    """Stop training `layers`: their parameters get no gradient and their batch-norm statistics stop moving."""
+    """Stop training `layers`: their parameters get no gradient and their batch-norm statistics stop moving,
+    also after `model.train()` (a frozen module stays in eval mode whatever mode it is asked for)."""
     for layer in layers:
         m = module(model, layer)
         m.requires_grad_(False)
-        m.eval()
-        m.frozen = True
+        for sub in m.modules():
+            sub.train = _stay_in_eval.__get__(sub)
+            nn.Module.train(sub, False)
+
+
+def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
+    """`train` of a frozen module: eval mode, whatever `mode` is asked for."""
+    self.training = False
+    return self
 
 
 def frozen_layers(model: nn.Module) -> list[str]:
-    """Names of the layers `freeze` has frozen."""
-    return [name for name, m in model.named_modules() if getattr(m, "frozen", False)]
+    """Names of the layers `freeze` has frozen (their submodules not listed again)."""
+    names = [name for name, m in model.named_modules() if name and "train" in vars(m)]
+    return [n for n in names if not any(n.startswith(f"{p}.") for p in names)]

@@ -22,7 +22,6 @@ on the reference activations: CCA and PWCCA ~1e-8, SVCCA (float32 bases) ~1e-6.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Literal
@@ -31,7 +30,6 @@ import numpy as np
 
 from .checks import (
     Array,
-    as_pair,
     cross_product,
     eps,
     herm,
@@ -39,9 +37,10 @@ from .checks import (
     linalg,
     mean64,
     to_numpy,
+    unit_scaled,
     warn_if_saturated,
 )
-from .threads import parallel_map, worth_splitting
+from .protocol import Measure
 
 KeepRule = Literal["variance", "singular_values"]
 
@@ -104,6 +103,9 @@ class CCAResult:
         """Weighted mean of the canonical correlations: the similarity, in [0, 1]."""
         return float(self.weights @ self.rho)
 
+    def __float__(self) -> float:
+        return self.mean
+
     def x_variates(self, x) -> np.ndarray:
         """x's canonical variates (n, k) for activations `x` (n, d_x): the aligned features of x."""
         return (to_numpy(x) - self.x_mean) @ self.x_coef
@@ -120,6 +122,8 @@ class Subspace:
     `xc` (..., n, d): the centred layer in the input's library, device and precision (None when known only
     by its Gram matrix, as in streaming). `mean` (..., d), `w` (..., d, r), `t` (..., r, d): float64 numpy.
     `s` (..., r): singular values, descending, from spectral decompositions (SVCCA needs them), else None.
+    `n`: the number of samples. `scale`: the power of two the layer was multiplied by before decomposing
+    (`checks.unit_scaled`; everything above describes the scaled layer).
     Leading axes batch several layers (DFT-CCA's frequencies); `rank` (...) counts each one's directions and
     the columns past it are zero. `basis`: the SVD route's u, orthonormal to machine precision, if taken.
     """
@@ -130,7 +134,9 @@ class Subspace:
     t: np.ndarray
     s: np.ndarray | None
     rank: np.ndarray
+    n: int
     basis: Array | None = None
+    scale: float = 1.0
 
     @cached_property
     def u(self) -> Array:
@@ -147,7 +153,8 @@ class Subspace:
         u = self.__dict__.get("u", self.basis)
         basis = None if self.basis is None else self.basis[..., :k]
         rank = np.minimum(self.rank, k)
-        sub = Subspace(self.xc, self.mean, self.w[..., :k], self.t[..., :k, :], self.s[..., :k], rank, basis)
+        sub = Subspace(self.xc, self.mean, self.w[..., :k], self.t[..., :k, :], self.s[..., :k], rank, self.n, basis,
+                       self.scale)
         if u is not None:
             sub.__dict__["u"] = u[..., :k]  # the cached basis, sliced
         return sub
@@ -160,6 +167,7 @@ def decompose(x: Array, spectral: bool = False, centred: bool = False) -> Subspa
     `centred=True`: `x` is centred already (its recorded mean is then 0).
     """
     n, d = x.shape[-2:]
+    x, scale = unit_scaled(x)
     if centred:
         xc, mean = x, np.zeros(x.shape[:-2] + (d,))
     else:
@@ -171,19 +179,19 @@ def decompose(x: Array, spectral: bool = False, centred: bool = False) -> Subspa
         found = _eigh_route(gram) if spectral else _cholesky_route(gram)
         if found is not None:
             w, t, s = found
-            return Subspace(xc, mean, w, t, s, np.full(gram.shape[:-2], d))
-    return _svd_route(xc, mean)
+            return Subspace(xc, mean, w, t, s, np.full(gram.shape[:-2], d), n, scale=scale)
+    return _svd_route(xc, mean, scale)
 
 
-def decompose_gram(gram: np.ndarray, mean: np.ndarray) -> Subspace:
-    """A layer known only by its centred Gram matrix (d, d) and mean (d,), float64 (streaming).
+def decompose_gram(gram: np.ndarray, mean: np.ndarray, n: int) -> Subspace:
+    """A layer of n samples known only by its centred Gram matrix (d, d) and mean (d,), float64 (streaming).
 
     Eigendecomposition; directions with eigenvalues below GRAM_RANK_CUT times the largest are dropped.
     """
     lam, v = np.linalg.eigh(gram)
     r = int(np.count_nonzero(lam > lam[-1] * GRAM_RANK_CUT))
     w, t, s = _spectral_whitening(lam[len(lam) - r:], v[:, len(lam) - r:])
-    return Subspace(None, mean, w, t, s, np.asarray(r))
+    return Subspace(None, mean, w, t, s, np.asarray(r), n)
 
 
 def _spectral_whitening(lam: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -233,7 +241,7 @@ def _triangular_inverse(r: np.ndarray) -> np.ndarray:
     return out
 
 
-def _svd_route(xc: Array, mean: np.ndarray) -> Subspace:
+def _svd_route(xc: Array, mean: np.ndarray, scale: float) -> Subspace:
     n, d = xc.shape[-2:]
     u, s, vh = linalg(xc).svd(xc, full_matrices=False)
     s, vh = to_numpy(s), to_numpy(vh)
@@ -245,7 +253,7 @@ def _svd_route(xc: Array, mean: np.ndarray) -> Subspace:
     else:  # a batch: zero them, keeping one shape
         s, vh, u = np.where(keep, s, 0.0), vh * keep[..., None], u * like(keep, u)[..., None, :]
     s_inv = np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)
-    return Subspace(xc, mean, herm(vh) * s_inv[..., None, :], vh * s[..., :, None], s, rank, u)
+    return Subspace(xc, mean, herm(vh) * s_inv[..., None, :], vh * s[..., :, None], s, rank, n, u, scale)
 
 
 def cross(bx: Subspace, by: Subspace) -> np.ndarray:
@@ -271,6 +279,17 @@ def cross(bx: Subspace, by: Subspace) -> np.ndarray:
     return m if basis_y else m @ by.w
 
 
+def _check_svcca(keep: int | float, by: KeepRule) -> None:
+    if isinstance(keep, (bool, np.bool_)) or not isinstance(keep, (int, np.integer, float, np.floating)):
+        raise TypeError(f"keep must be an int (directions) or a float in (0, 1] (fraction), got {keep!r}")
+    if isinstance(keep, (int, np.integer)) and keep < 1:
+        raise ValueError(f"keep must be at least 1 direction, got {keep}")
+    if isinstance(keep, (float, np.floating)) and not 0 < keep <= 1:
+        raise ValueError(f"keep as a fraction must lie in (0, 1], got {keep}")
+    if by not in ("variance", "singular_values"):
+        raise ValueError(f"by must be 'variance' or 'singular_values', got {by!r}")
+
+
 def n_kept(s: np.ndarray, keep: int | float, by: KeepRule = "variance") -> int:
     """How many leading singular directions SVCCA keeps.
 
@@ -278,20 +297,10 @@ def n_kept(s: np.ndarray, keep: int | float, by: KeepRule = "variance") -> int:
     fraction of the variance (`by="variance"`, sum of squared singular values) or of the sum of singular
     values (`by="singular_values"`, the rule of the authors' tutorials).
     """
-    if isinstance(keep, (bool, np.bool_)) or not isinstance(keep, (int, np.integer, float, np.floating)):
-        raise ValueError(f"keep must be an int (directions) or a float in (0, 1] (fraction), got {keep!r}")
+    _check_svcca(keep, by)
     if isinstance(keep, (int, np.integer)):
-        if keep < 1:
-            raise ValueError(f"keep must be at least 1 direction, got {keep}")
         return min(int(keep), len(s))
-    if not 0 < keep <= 1:
-        raise ValueError(f"keep as a fraction must lie in (0, 1], got {keep}")
-    if by == "variance":
-        mass = s**2
-    elif by == "singular_values":
-        mass = s
-    else:
-        raise ValueError(f"by must be 'variance' or 'singular_values', got {by!r}")
+    mass = s**2 if by == "variance" else s
     share = np.cumsum(mass) / mass.sum()
     # rounding can leave the full sum a hair under 1: never ask for more than the rank
     return min(int(np.searchsorted(share, keep - 1e-12) + 1), len(s))
@@ -301,32 +310,62 @@ def svcca_subspace(x: Array, keep: int | float, by: KeepRule = "variance") -> Su
     """SVCCA's reduction of a validated layer (n, d): its `keep` leading singular directions."""
     sub = decompose(x, spectral=True)
     sub = sub.top(n_kept(sub.s, keep, by))
-    sub.u  # form the n x k basis now (n d k flops): every product with it then costs only n k k
+    sub.u  # noqa: B018 (forms the n x k basis now, n d k flops: every product with it then costs only n k k)
     return sub
 
 
 def cca_of(
     bx: Subspace,
     by: Subspace,
-    n: int,
     weighting: Literal["uniform", "projection"] = "uniform",
     product: np.ndarray | None = None,
 ) -> CCAResult:
     """CCA of two decomposed layers from the SVD of their bases' product (`cross`, unless given as `product`)."""
+    n = bx.n
     k = min(int(bx.rank), int(by.rank))
     warn_if_saturated(n, int(bx.rank), int(by.rank))
     product = cross(bx, by) if product is None else product
-    directions = Directions(product, bx.w, by.w, k, float(np.sqrt(n - 1)))
+    # the means and directions of the layers as given, undoing `decompose`'s rescaling
+    directions = Directions(product, bx.w * bx.scale, by.w * by.scale, k, float(np.sqrt(n - 1)))
+    means = bx.mean / bx.scale, by.mean / by.scale
     if weighting == "uniform":
         rho = np.linalg.svd(product, compute_uv=False)
-        return CCAResult(np.clip(rho[:k], 0.0, 1.0), np.full(k, 1.0 / k), bx.mean, by.mean, directions)
+        return CCAResult(np.clip(rho[:k], 0.0, 1.0), np.full(k, 1.0 / k), *means, directions)
     a, rho, bh = np.linalg.svd(product, full_matrices=False)
     # PWCCA (Morcos et al. 2018, eq. 3): alpha_i ∝ sum_j |<h_i, x_j>|, h_i the unit-norm canonical variate,
     # x_j the j-th centred neuron; here h_iᴴ X = a_iᴴ t without forming h_i.
     alpha = np.abs(herm(a[:, :k]) @ bx.t).sum(axis=1)
-    result = CCAResult(np.clip(rho[:k], 0.0, 1.0), alpha / alpha.sum(), bx.mean, by.mean, directions)
+    result = CCAResult(np.clip(rho[:k], 0.0, 1.0), alpha / alpha.sum(), *means, directions)
     result.__dict__["_coefficients"] = directions(a, bh)  # the SVD's vectors are at hand: keep them
     return result
+
+
+def _product_of_moments(bx: Subspace, by: Subspace, cross_gram: np.ndarray) -> np.ndarray:
+    """The bases' product from the centred cross-Gram matrix (d_x, d_y) of two layers known by moments."""
+    return herm(bx.w) @ cross_gram @ by.w
+
+
+def _svcca_from_moments(gram: np.ndarray, mean: np.ndarray, n: int, keep: int | float, by: KeepRule) -> Subspace:
+    sub = decompose_gram(gram, mean, n)
+    return sub.top(n_kept(sub.s, keep, by))
+
+
+CCA = Measure(
+    "cca", decompose, cca_of, symmetric=True,
+    from_moments=decompose_gram,
+    compare_moments=lambda a, b, c: cca_of(a, b, product=_product_of_moments(a, b, c)),
+)
+SVCCA = Measure(
+    "svcca", svcca_subspace, cca_of, symmetric=True,
+    options={"keep": 0.99, "by": "variance"}, check=_check_svcca,
+    from_moments=_svcca_from_moments,
+    compare_moments=lambda a, b, c: cca_of(a, b, product=_product_of_moments(a, b, c)),
+)
+PWCCA = Measure(
+    "pwcca", decompose, partial(cca_of, weighting="projection"), symmetric=False,
+    from_moments=decompose_gram,
+    compare_moments=lambda a, b, c: cca_of(a, b, "projection", _product_of_moments(a, b, c)),
+)
 
 
 def cca(x, y) -> CCAResult:
@@ -336,8 +375,7 @@ def cca(x, y) -> CCAResult:
     SVD), never an inverted covariance, so dead units and collinear features are dropped rather than
     amplified. Returns min(rank x, rank y) correlations, float64 numpy, computed in float32 for float32 input.
     """
-    x, y = as_pair(x, y, native=True)
-    return cca_of(*_side_by_side(decompose, x, y), len(x))
+    return CCA.pair(x, y)
 
 
 def svcca(x, y, keep: int | float = 0.99, by: KeepRule = "variance") -> CCAResult:
@@ -346,8 +384,7 @@ def svcca(x, y, keep: int | float = 0.99, by: KeepRule = "variance") -> CCAResul
     `keep`: int, number of directions kept per side; float in (0, 1], fraction of each side's variance kept
     (`by="variance"`) or of its summed singular values (`by="singular_values"`, as in the authors' tutorials).
     """
-    x, y = as_pair(x, y, native=True)
-    return cca_of(*_side_by_side(partial(svcca_subspace, keep=keep, by=by), x, y), len(x))
+    return SVCCA.pair(x, y, keep=keep, by=by)
 
 
 def pwcca(x, y) -> CCAResult:
@@ -357,10 +394,4 @@ def pwcca(x, y) -> CCAResult:
     canonical variate. Unlike the authors' pwcca.py (which adds neuron means to unwhitened directions), the
     result does not depend on the signs an SVD happens to return. Not symmetric: pwcca(x, y) != pwcca(y, x).
     """
-    x, y = as_pair(x, y, native=True)
-    return cca_of(*_side_by_side(decompose, x, y), len(x), weighting="projection")
-
-
-def _side_by_side(prepare: Callable[[Array], Subspace], x: Array, y: Array) -> list[Subspace]:
-    """Both layers prepared, each on its own core on the CPU (their centring and Gram products are independent)."""
-    return parallel_map(prepare, (x, y), threads=worth_splitting(x, y))
+    return PWCCA.pair(x, y)

@@ -1,4 +1,4 @@
-"""Where the project keeps data, cached runs and figures."""
+"""Where the project keeps datasets and cached runs."""
 from __future__ import annotations
 
 import os
@@ -18,8 +18,3 @@ def project_root() -> Path:
 def data_dir() -> Path:
     """Datasets and cached runs: `$SVCCA_DATA`, else `data/` of the project."""
     return Path(os.environ.get("SVCCA_DATA", project_root() / "data"))
-
-
-def figures_dir() -> Path:
-    """Figures and the numbers behind them: `$SVCCA_FIGURES`, else `figures/` of the project."""
-    return Path(os.environ.get("SVCCA_FIGURES", project_root() / "figures"))

@@ -1,27 +1,27 @@
-"""Streaming statistics (similarities): CCA, SVCCA, PWCCA and linear CKA over more samples than fit in memory.
+"""Streaming statistics: every measure that can be computed from moments (CCA, SVCCA, PWCCA, linear CKA,
+Procrustes) over more samples than fit in memory.
 
 Batch by batch, each layer's mean and centred Gram matrix and each pair's centred cross-Gram matrix are
 accumulated in float64, merging batches by Chan, Golub & LeVeque's pairwise update (each batch centred on
 its own mean, so large means never cancel against small variances). Memory is O(sum of d_i d_j) whatever
 the number of samples. The measures are then necessarily covariance-based: each layer is factored from its
-Gram matrix by an eigendecomposition (`cca.decompose_gram`), dropping directions whose eigenvalue is below
+Gram matrix by the measure's `from_moments` (for the CCA family an eigendecomposition, `cca.decompose_gram`), dropping directions whose eigenvalue is below
 sqrt(eps) ~ 1.5e-8 of the largest (singular values below ~1.2e-4 of the largest), with errors ~eps·κ(x)²
 for the rest. On layers with κ(x) up to ~1e3 results equal the in-memory functions to ~1e-10; beyond ~1e4
 the in-memory SVD route keeps directions a Gram matrix cannot resolve.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import checks
-from .cca import CCAResult, KeepRule, cca_of, decompose_gram, n_kept
+from .cca import CCAResult, KeepRule
 from .checks import Array, herm, is_torch, like, to_numpy
 from .conv import Reduction, check_reduction, reduce_conv
-from .grid import Grid, Measure, check_measure
-from .record import batch_inputs, evaluating, hooked, iter_activations, model_device
+from .grid import Grid
+from .registry import measure as get_measure
 
 
 class GridStats:
@@ -58,17 +58,22 @@ class GridStats:
         """Add a batch: mappings layer name -> activations (b, d) or (b, c, h, w), numpy or torch, same b."""
         if self.same != (batch_cols is None):
             raise ValueError("pass batch_cols exactly when the column layers differ from the row layers")
-        acts = {}
-        for side, batch in ((0, batch_rows), (1, batch_cols)):
-            names = self.rows if side == 0 else () if self.same else self.cols
+        acts, home = {}, self._home  # everything is checked before any state changes
+        for side, batch in ((0, batch_rows), (1, batch_cols))[: 1 if self.same else 2]:
+            names = self.rows if side == 0 else self.cols
+            if not isinstance(batch, Mapping):
+                raise TypeError(f"batch {self.batches}: expected a mapping layer name -> activations, got "
+                                f"{type(batch).__name__}")
             missing = [name for name in names if name not in batch]
             if missing:
                 raise ValueError(f"batch {self.batches}: no activations for layer(s) {missing}")
             for name in names:
-                acts[side, name] = self._float64(batch[name], (side, name))
+                acts[side, name] = x = self._float64(batch[name], (side, name), home)
+                home = x[:0] if home is None else home
         sizes = {f"{('row', 'column')[side]} {name!r}": len(x) for (side, name), x in acts.items()}
         if len(set(sizes.values())) > 1:
             raise ValueError(f"batch {self.batches}: the layers hold different numbers of samples: {sizes}")
+        self._home = home
         b = next(iter(sizes.values()))
         if b == 0:
             return self
@@ -96,84 +101,89 @@ class GridStats:
 
     def cca(self, row, col) -> CCAResult:
         """CCA (as `analysis.cca`) of a row layer and a column layer over every sample so far."""
-        return self._similarity("cca", row, col)
+        return self.measure("cca", row, col)
 
     def svcca(self, row, col, keep: int | float = 0.99, by: KeepRule = "variance") -> CCAResult:
         """SVCCA (as `analysis.svcca`) of a row layer and a column layer over every sample so far."""
-        return self._similarity("svcca", row, col, keep=keep, by=by)
+        return self.measure("svcca", row, col, keep=keep, by=by)
 
     def pwcca(self, row, col) -> CCAResult:
         """PWCCA (as `analysis.pwcca`, weights from the row layer) over every sample so far."""
-        return self._similarity("pwcca", row, col)
+        return self.measure("pwcca", row, col)
 
     def linear_cka(self, row, col) -> float:
         """Linear CKA (as `analysis.linear_cka`) of a row layer and a column layer over every sample so far."""
-        return self._similarity("linear_cka", row, col)
+        return self.measure("linear_cka", row, col)
 
-    def grid(self, measure: Measure = "svcca", **options) -> Grid:
-        """Every row layer against every column layer, as `analysis.similarity_grid` (options: svcca's).
+    def procrustes_distance(self, row, col) -> float:
+        """Procrustes distance (as `analysis.procrustes_distance`) over every sample so far."""
+        return self.measure("procrustes", row, col)
 
-        Each layer is factored once, as in `similarity_grid`."""
-        check_measure(measure, options)
-        rows = [self._prepare(measure, 0, name, options) for name in self.rows]
-        cols = rows if self.same else [self._prepare(measure, 1, name, options) for name in self.cols]
+    def measure(self, measure: str, row, col, **options):
+        """Any streamable measure (`registry.MEASURES`) of a row layer and a column layer, over every sample so far."""
+        m, full = self._streaming(measure, options)
+        a, b = self._prepare(m, 0, row, full), self._prepare(m, 1, col, full)
+        return m.compare_moments(a, b, self._cross_gram(row, col))
+
+    def grid(self, measure: str = "svcca", **options) -> Grid:
+        """Every row layer against every column layer, as `analysis.similarity_grid`; each layer factored once."""
+        m, full = self._streaming(measure, options)
+        rows = [self._prepare(m, 0, name, full) for name in self.rows]
+        cols = rows if self.same else [self._prepare(m, 1, name, full) for name in self.cols]
         values = np.array([
-            [_mean(self._pair(measure, rows[i], cols[j], r, c)) for j, c in enumerate(self.cols)]
+            [float(m.compare_moments(rows[i], cols[j], self._cross_gram(r, c))) for j, c in enumerate(self.cols)]
             for i, r in enumerate(self.rows)
         ])
         return Grid(values, self.rows, self.cols, measure)
 
-    def _similarity(self, measure: str, row, col, **options):
-        bx, by = self._prepare(measure, 0, row, options), self._prepare(measure, 1, col, options)
-        return self._pair(measure, bx, by, row, col)
+    @staticmethod
+    def _streaming(measure: str, options: dict):
+        m = get_measure(measure)
+        full = m.resolve(options)
+        if not m.streams:
+            raise ValueError(f"measure {measure!r} needs every sample at once; it cannot be computed from streamed moments")
+        return m, full
 
-    def _prepare(self, measure: str, side: int, name, options: dict):
-        """A layer factored for `measure`: its Subspace (top directions for SVCCA), or for CKA its ||X'X||_F."""
+    def _prepare(self, m, side: int, name, options: dict):
+        """A layer prepared for measure `m` from its moments."""
         gram, mean = self._moments(side, name)
-        if measure == "linear_cka":
-            return float(np.linalg.norm(gram))
-        sub = decompose_gram(gram, mean)
-        if measure == "svcca":
-            sub = sub.top(n_kept(sub.s, options.get("keep", 0.99), options.get("by", "variance")))
-        return sub
+        return m.from_moments(gram, mean, self.n, **options)
 
-    def _pair(self, measure: str, x, y, row, col):
-        cross_gram = self._cross_gram(row, col)
-        if measure == "linear_cka":
-            return float(np.clip(np.linalg.norm(cross_gram) ** 2 / (x * y), 0.0, 1.0))
-        product = herm(x.w) @ cross_gram @ y.w
-        return cca_of(x, y, self.n, "projection" if measure == "pwcca" else "uniform", product)
-
-    def _float64(self, x, key: tuple) -> Array:
-        """A batch of one layer as a float64 (b, d) array where the accumulators live, checked.
-
-        They live where the first batch's first layer does: numpy for numpy arrays and CPU tensors (as in
-        `checks`), else that tensor's device."""
-        name = key[1]
+    def _float64(self, x, key: tuple, home) -> Array:
+        """A batch of one layer as a float64 (b, d) array where the accumulators live (`home`: an empty array
+        there), checked. They live where the first batch's first layer does: numpy for numpy arrays and CPU
+        tensors (as in `checks`), else that tensor's device."""
+        where = f"batch {self.batches}: layer {key[1]!r}"
         if is_torch(x):
             import torch
 
+            if x.is_complex():
+                raise ValueError(f"{where} is complex; streaming takes real activations (use cca on all samples)")
             x = x.detach().to(torch.float64)
             if checks.CPU_TENSORS_AS_NUMPY and x.device.type == "cpu":
                 x = x.numpy()
         else:
-            x = np.asarray(x, dtype=np.float64)
-        if self._home is None:
-            self._home = x[:0]
-        x = like(x, self._home) if is_torch(self._home) else to_numpy(x)
+            given = x if isinstance(x, np.ndarray) else None
+            x = np.asarray(x)
+            if np.iscomplexobj(x):
+                raise ValueError(f"{where} is complex; streaming takes real activations (use cca on all samples)")
+            if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+                got = f"an array of dtype {x.dtype}" if given is not None else repr(x.tolist())[:40]
+                raise TypeError(f"{where} must be an array of numbers, got {got}")
+            x = x.astype(np.float64, copy=False)
+        home = x[:0] if home is None else home
+        x = like(x, home) if is_torch(home) else to_numpy(x)
         if x.ndim == 4:
             x = reduce_conv(x, self.reduce)
         if x.ndim != 2:
-            raise ValueError(
-                f"batch {self.batches}: layer {name!r} must be (batch, features) or conv, got {tuple(x.shape)}"
-            )
+            raise ValueError(f"{where} must be (batch, features) or conv, got shape {tuple(x.shape)}")
         if not bool(x.isfinite().all() if is_torch(x) else np.isfinite(x).all()):
-            raise ValueError(f"batch {self.batches}: layer {name!r} contains NaN or Inf")
+            raise ValueError(f"{where} contains NaN or Inf")
         known = self._mean.get(key)
         if known is not None and x.shape[1] != known.shape[0]:
-            raise ValueError(
-                f"batch {self.batches}: layer {name!r} has {x.shape[1]} features, earlier batches {known.shape[0]}"
-            )
+            raise ValueError(f"{where} has {x.shape[1]} features, earlier batches {known.shape[0]}")
+        if x.shape[1] == 0:
+            raise ValueError(f"{where} has no features")
         return x
 
     def _moments(self, side: int, name) -> tuple[np.ndarray, np.ndarray]:
@@ -233,46 +243,14 @@ class CrossStats:
         """Linear CKA of x and y over every sample so far, as `analysis.linear_cka`."""
         return self._stats.linear_cka("x", "y")
 
+    def procrustes_distance(self) -> float:
+        """Procrustes distance of x and y over every sample so far, as `analysis.procrustes_distance`."""
+        return self._stats.procrustes_distance("x", "y")
 
-def stream_stats(
-    model,
-    data: Iterable,
-    rows: Sequence[str],
-    cols: Sequence[str] | None = None,
-    *,
-    other=None,
-    reduce: Reduction = "flatten",
-    device=None,
-    progress: bool | None = None,
-) -> GridStats:
-    """Run `data` (batches, e.g. a DataLoader; of (inputs, ...) tuples or inputs) through torch `model` and
-    accumulate `GridStats` for its named submodules `rows` against `cols` (of `other` if given, else of
-    `model`; None: `rows` against themselves), holding one batch of activations at a time.
-
-    Layers are captured by forward hooks in eval mode without gradients, as `record.iter_activations` does
-    (modes and hooks are restored afterwards); `device`: where the inputs are sent (default: the device of
-    each model's first parameter).
-    """
-    if other is not None and cols is None:
-        raise ValueError("pass cols, the layers of `other` to compare with, along with other")
-    stats = GridStats(rows, cols, reduce)
-    batches = tqdm(data, desc="streaming statistics", disable=progress is False, delay=0 if progress else 2.0)
-    if other is None:
-        for acts in iter_activations(model, batches, list(dict.fromkeys([*rows, *(cols or ())])), device):
-            stats.update({name: acts[name] for name in rows}, None if cols is None else {name: acts[name] for name in cols})
-        return stats
-    with evaluating(model, other), hooked(model, rows) as found_rows, hooked(other, cols) as found_cols:
-        for batch in batches:
-            inputs = batch_inputs(batch)
-            for net in (model, other):
-                net(inputs.to(model_device(net) if device is None else device))
-            stats.update(dict(found_rows), dict(found_cols))
-    return stats
+    def measure(self, measure: str, **options):
+        """Any streamable measure of x and y over every sample so far."""
+        return self._stats.measure(measure, "x", "y", **options)
 
 
 def _outer(a: Array, b: Array) -> Array:
     return a[:, None] * b[None, :]
-
-
-def _mean(value) -> float:
-    return value if isinstance(value, float) else value.mean

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from .grid import Grid, Measure, similarity_grid
+from ..measures.grid import Grid, similarity_grid
 
 Activations = Callable[[float], Mapping[str, Any]]
 
@@ -23,7 +23,7 @@ def learning_grids(
     run: Any,
     layers: Sequence[str],
     fractions: Sequence[float] | None = None,
-    measure: Measure = "svcca",
+    measure: str = "svcca",
     *,
     final: float = 1.0,
     split: str = "test",

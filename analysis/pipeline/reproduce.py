@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from .paths import data_dir, project_root
+from ..networks.paths import data_dir, project_root
 from .report import write_report
 
 KERNEL = "svcca"  # installed into the project's environment by `make setup`

@@ -48,14 +48,16 @@ def as_array(x, name: str = "x", ndim: int = 2, native: bool = False) -> Array:
         layout = "(n_samples, n_features)" if ndim == 2 else "(n_samples, channels, height, width)"
         raise ValueError(f"{name} must be a {ndim}-D array {layout}, got shape {tuple(x.shape)}")
     x = working(x) if native else x.astype(np.complex128 if np.iscomplexobj(x) else np.float64, copy=False)
-    if not bool((x.sum().isfinite() if is_torch(x) else np.isfinite(x.sum()))):  # one pass when all is well
+    if not bool(x.sum().isfinite() if is_torch(x) else np.isfinite(x.sum())):  # one pass when all is well
         bad = ~x.isfinite() if is_torch(x) else ~np.isfinite(x)
         if bad.any():  # else only the sum overflowed
             size = bad.numel() if is_torch(bad) else bad.size
             raise ValueError(f"{name} contains NaN or Inf ({int(bad.sum())} of {size} entries)")
     if x.shape[0] < 2:
         raise ValueError(f"{name} has {x.shape[0]} sample(s); at least 2 are needed")
-    if min(x.shape[1:], default=0) > 0 and not (bool((x[1] != x[0]).any()) or bool((x != x[:1]).any())):
+    if min(x.shape[1:]) == 0:
+        raise ValueError(f"{name} has no features: shape {tuple(x.shape)}")
+    if not (bool((x[1] != x[0]).any()) or bool((x != x[:1]).any())):
         raise ValueError(f"{name} has no variance: every feature is constant over the samples")
     return x
 
@@ -71,16 +73,35 @@ def as_pair(x, y, ndim: int = 2, native: bool = False) -> tuple[Array, Array]:
     return (*unify(x, y),) if native else (x, y)
 
 
-def warn_if_saturated(n: int, rank_x: int, rank_y: int) -> None:
-    """Warn when the two layers span more dimensions than the centred samples have, forcing correlations of 1."""
-    if rank_x + rank_y > n - 1:
+def warn_if_saturated(n: int, dim_x: int, dim_y: int) -> None:
+    """Warn when two layers of `dim_x` and `dim_y` dimensions span more than their n centred samples can,
+    which forces some canonical correlations to 1."""
+    rank_x, rank_y = min(dim_x, n - 1), min(dim_y, n - 1)  # centring leaves n - 1 dimensions
+    forced = min(rank_x + rank_y - (n - 1), rank_x, rank_y)
+    if forced > 0:
+        which = "1 canonical correlation is" if forced == 1 else f"{forced} canonical correlations are"
         warnings.warn(
-            f"{n} samples for layers of rank {rank_x} and {rank_y}: with fewer samples than features, "
-            f"{rank_x + rank_y - (n - 1)} canonical correlations are 1 whatever the data; "
-            "use more samples or reduce the layers first (svcca)",
+            f"{n} samples for layers of {dim_x} and {dim_y} dimensions: {which} 1 whatever the data (fewer "
+            "samples than features: together the layers span more dimensions than the samples can); use more "
+            "samples or reduce the layers first (svcca)",
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+#: Layers whose largest magnitude lies outside [2^-SAFE_EXPONENT, 2^SAFE_EXPONENT] are rescaled before their
+#: squares are formed (Gram matrices, distances), which would otherwise overflow or underflow.
+SAFE_EXPONENT = 64
+
+
+def unit_scaled(x: Array) -> tuple[Array, float]:
+    """`x` times a power of two bringing its largest magnitude near 1 (exact: only exponents change), and that
+    factor; `x` itself and 1.0 when its magnitude is already safe. Every measure is invariant to the scale."""
+    top = float(abs(x).max())
+    if top == 0 or 2.0**-SAFE_EXPONENT <= top <= 2.0**SAFE_EXPONENT:
+        return x, 1.0
+    factor = 2.0 ** -np.frexp(top)[1]
+    return x * factor, factor
 
 
 def working(x: Array) -> Array:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import as_array, as_pair
+from ..measures.checks import as_array, as_pair
 
 
 def unit_norms(x) -> np.ndarray:

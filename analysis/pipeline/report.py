@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .paths import figures_dir
+from ..networks.paths import project_root
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,11 @@ class Claim:
     claim: str
     holds: bool
     numbers: dict[str, float] = field(default_factory=dict)
+
+
+def figures_dir() -> Path:
+    """Figures and the numbers behind them: `$SVCCA_FIGURES`, else `figures/` of the project."""
+    return Path(os.environ.get("SVCCA_FIGURES", project_root() / "figures"))
 
 
 def save_figure(fig, name: str, numbers: dict[str, Any], params: dict[str, Any] | None = None) -> Path:

@@ -24,11 +24,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as datasets
-from .models import Named, build_model, freeze, frozen_layers, module
+from .hooks import evaluating, model_device, record
+from .models import Named, build_model, freeze
 from .paths import data_dir
-from .record import evaluating, model_device, record
 
-CACHE_FORMAT = 1  # bump when a change to training makes old cached runs wrong
+CACHE_FORMAT = 2  # bump when a change to training makes old cached runs wrong
+#: Intra-op threads for training on the CPU, whatever the machine: a reduction split over another number of
+#: threads rounds differently, so the thread count is part of what fixes a run's bits.
+TRAINING_THREADS = 2
 CHECKPOINTS = (0.0, 0.35, 0.75, 1.0)
 
 
@@ -58,8 +61,7 @@ class RunConfig:
     freeze: tuple[tuple[str, float], ...] = ()  # (layer, fraction of training from which it is frozen)
 
     def __post_init__(self):
-        if self.dataset not in datasets.DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {datasets.DATASETS}")
+        datasets.dataset(self.dataset)  # a ValueError naming the registered ones
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.schedule not in ("cosine", "constant"):
@@ -78,39 +80,15 @@ class RunConfig:
         return f"{self.model}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
-# The one place where the profiles' sizes live. quick: Fashion-MNIST subsets, minutes on 2 CPU cores;
-# full: the papers' scale on CIFAR-10 (a GPU is expected).
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        "mlp": dict(epochs=10),
-        "convnet": dict(width=0.25, epochs=8),
-        "resnet": dict(options=(("blocks", 1),), epochs=8),
-    },
-    "full": {
-        "mlp": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, lr=0.01),
-        "convnet": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, augment=True),
-        "resnet": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, augment=True, lr=0.1),
-    },
-}
-
-
-def profile_config(model: str, profile: str = "quick", **overrides) -> RunConfig:
-    """The configuration of `model` ("mlp", "convnet", "resnet") in `profile` ("quick" or "full"), with
-    `overrides` (seed, width, random_labels, ...) applied on top."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {tuple(PROFILES)}")
-    if model not in PROFILES[profile]:
-        raise ValueError(f"no {profile} profile for model {model!r}; choose one of {tuple(PROFILES[profile])}")
-    return RunConfig(model=model, **{**PROFILES[profile][model], **overrides})
-
-
 @dataclass
 class Run:
-    """A finished training run: its configuration, per-epoch history and checkpoints."""
+    """A finished training run: its configuration, per-epoch history, checkpoints, and the environment it was
+    trained in (`environment`)."""
 
     config: RunConfig
     path: Path
     history: list[dict[str, float]] = field(default_factory=list)
+    environment: dict[str, str | int] = field(default_factory=dict)
 
     @property
     def test_accuracy(self) -> float:
@@ -122,6 +100,17 @@ class Run:
         """Training accuracy over the last epoch (on the labels trained on, random or not)."""
         return self.history[-1]["train_accuracy"]
 
+    def summary(self) -> str:
+        """One line: epochs, final training loss and accuracy, test accuracy."""
+        last = self.history[-1]
+        return (f"{last['epoch']} epochs, train loss {last['train_loss']:.3f}, train accuracy "
+                f"{last['train_accuracy']:.3f}, test accuracy {last['test_accuracy']:.3f}")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The network's recordable layers, input first (from the configuration; no checkpoint is read)."""
+        return _new_model(self.config).layers
+
     def model(self, fraction: float = 1.0, device: torch.device | str = "cpu") -> Named:
         """The network at `fraction` of training (one of `config.checkpoints`), in eval mode."""
         net = _new_model(self.config)
@@ -129,29 +118,33 @@ class Run:
         return net.to(device).eval()
 
     def data(self, split: str = "test") -> datasets.Split:
-        """The images and labels this run trained on ("train") or is tested on ("test")."""
+        """The inputs and targets this run trained on ("train") or is tested on ("test")."""
         return _split(self.config, split)
 
     def labels(self, split: str = "test") -> np.ndarray:
-        """Labels of `split` in recording order."""
-        return self.data(split).labels.numpy()
+        """Targets of `split` in recording order (the labels trained on, random or not, for "train")."""
+        return self.data(split).targets.numpy()
 
     def activations(
         self, layers: list[str] | tuple[str, ...] | None = None, split: str = "test", fraction: float = 1.0,
         pool: int | None = None, progress: bool | None = None,
     ) -> dict[str, np.ndarray]:
-        """Activations of `layers` (default: all of the model's) over `split` at `fraction` of training,
-        float32, samples first; cached beside the run. `pool`: see `record.iter_activations`."""
+        """Activations of `layers` (default: all) over `split` at `fraction` of training, float32, samples
+        first; cached beside the run with checksums (a damaged file is reported and recorded again).
+        `pool`: see `hooks.iter_activations`."""
         fraction = self._fraction(fraction)
-        layers = tuple(layers) if layers is not None else self.model(fraction).layers
+        layers = tuple(layers) if layers is not None else self.layers
         folder = self.path / "activations" / (f"{split}-{fraction:g}" + ("" if pool is None else f"-pool{pool}"))
-        missing = [name for name in layers if not (folder / f"{name}.npy").exists()]
+        sums = _read_checksums(folder / "checksums.json")
+        missing = [name for name in layers if not _intact(folder / f"{name}.npy", sums.get(f"{name}.npy"))]
         if missing:
             net = self.model(fraction)
             acts = record(net, self.data(split).batches(), missing, pool=pool, progress=progress)
             folder.mkdir(parents=True, exist_ok=True)
             for name, value in acts.items():
                 _atomic(folder / f"{name}.npy", lambda p, v=value: _save_npy(p, v))
+                sums[f"{name}.npy"] = _sha256(folder / f"{name}.npy")
+            _atomic(folder / "checksums.json", lambda p: p.write_text(json.dumps(sums, indent=1, sort_keys=True)))
         return {name: np.load(folder / f"{name}.npy") for name in layers}
 
     def _fraction(self, fraction: float) -> float:
@@ -169,7 +162,40 @@ def train(config: RunConfig, *, device: torch.device | str | None = None, progre
     if done is not None:
         return done
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return _Trainer(config, path, device, progress).run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TRAINING_THREADS)
+    try:
+        return _Trainer(config, path, device, progress).run()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def environment(device: torch.device) -> dict[str, str | int]:
+    """What besides the configuration decides a run's bits: torch's version, the device, and on the CPU the
+    vector instructions and thread count used (see `analysis.networks`)."""
+    found: dict[str, str | int] = {"torch": torch.__version__, "device": device.type}
+    if device.type == "cpu":
+        found |= {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+    return found
+
+
+def train_many(
+    configs: list[RunConfig] | tuple[RunConfig, ...], *, device: torch.device | str | None = None,
+    progress: bool | None = None,
+) -> list[Run]:
+    """The trained runs of `configs`, in order: cached ones loaded, the others trained one after another
+    (each configuration once, however often it is listed), with one progress bar over the runs and a summary
+    line per run trained."""
+    unique = list(dict.fromkeys(configs))
+    done: dict[RunConfig, Run] = {}
+    bar = tqdm(unique, desc="runs", unit="run", disable=progress is False, delay=0 if progress else 1.0)
+    for config in bar:
+        cached = _load_finished(config, data_dir() / "runs" / config.key)
+        done[config] = cached if cached is not None else train(config, device=device, progress=progress)
+        if cached is None:
+            bar.write(f"trained {config.key}: {done[config].summary()}")
+    bar.close()
+    return [done[c] for c in configs]
 
 
 def lr_at(config: RunConfig, step: int, total: int) -> float:
@@ -208,7 +234,10 @@ class _Trainer:
         _atomic(self.path / "config.json", lambda p: p.write_text(json.dumps(asdict(c), indent=1)))
         if self.step == 0 and 0 in self.checkpoint_steps:
             self._checkpoint(0.0)
-        images, labels = self.train_set.images.to(self.device), self.train_set.labels.to(self.device)
+        for layer, f in c.freeze:  # layers frozen from the start, or by the point a resumed run had reached
+            if self.step >= round(f * self.total):
+                freeze(self.net, [layer])
+        images, labels = self.train_set.inputs.to(self.device), self.train_set.targets.to(self.device)
         bar = tqdm(total=self.total, initial=self.step, desc=f"training {c.key}", unit="step", disable=self.progress is False, delay=0 if self.progress else 1.0)
         while self.step < self.total:
             epoch, first = divmod(self.step, self.steps_per_epoch)
@@ -231,31 +260,30 @@ class _Trainer:
             self._save_state()
         bar.close()
         _atomic(self.path / "manifest.json", lambda p: p.write_text(json.dumps(
-            {"config": asdict(c), "history": self.history, "checksums": self.checksums}, indent=1)))
+            {"config": asdict(c), "environment": environment(self.device), "history": self.history,
+             "checksums": self.checksums}, indent=1)))
         (self.path / "state.pt").unlink(missing_ok=True)
-        return Run(c, self.path, self.history)
+        return Run(c, self.path, self.history, environment(self.device))
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         c = self.config
-        to_freeze = [layer for layer, f in c.freeze if self.step >= round(f * self.total)]
-        if to_freeze:
-            freeze(self.net, to_freeze)
+        freezing = [layer for layer, f in c.freeze if self.step == round(f * self.total)]
+        if freezing:
+            freeze(self.net, freezing)
         self.net.train()
-        for name in frozen_layers(self.net):  # train() above switched their batch-norm statistics back on
-            module(self.net, name).eval()
         if c.augment:
             x = datasets.augment(x.cpu(), torch.Generator().manual_seed(c.seed * 1_000_003 + self.step)).to(self.device)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(c, self.step, self.total)
         out = self.net(x)
-        loss = nn.functional.cross_entropy(out, y)
+        loss = task_loss(out, y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         self.step += 1
-        self.sums[0] += loss.item() * len(y)
-        self.sums[1] += int((out.argmax(1) == y).sum())
-        self.sums[2] += len(y)
+        self.sums[0] += loss.item() * y.numel()
+        self.sums[1] += int((out.argmax(-1) == y).sum())
+        self.sums[2] += y.numel()
 
     def _checkpoint(self, fraction: float) -> None:
         name = _checkpoint_name(fraction)
@@ -281,20 +309,25 @@ class _Trainer:
                 if _sha256(self.path / name) != digest:
                     raise ValueError(f"checkpoint {name} does not match its checksum")
         except Exception as error:  # unpickling a damaged file raises many kinds of error
-            warnings.warn(f"cached run {self.path} is corrupt ({error}); training it again from the start")
+            warnings.warn(f"cached run {self.path} is corrupt ({error}); training it again from the start", stacklevel=2)
             shutil.rmtree(self.path)
             return None
         return state
 
 
+def task_loss(out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of outputs (..., classes) against targets (...): per image, or per step of a sequence."""
+    return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), targets.reshape(-1))
+
+
 def accuracy(net: nn.Module, split: datasets.Split, batch_size: int = 1000) -> float:
-    """Fraction of `split` that `net` classifies correctly."""
+    """Fraction of `split`'s targets (classes, or next tokens) that `net` predicts correctly."""
     device = model_device(net)
     hits = 0
     with evaluating(net):
         for x, y in split.batches(batch_size):
-            hits += int((net(x.to(device)).argmax(1).cpu() == y).sum())
-    return hits / len(split)
+            hits += int((net(x.to(device)).argmax(-1).cpu() == y).sum())
+    return hits / split.targets.numel()
 
 
 def _load_finished(config: RunConfig, path: Path) -> Run | None:
@@ -312,10 +345,10 @@ def _load_finished(config: RunConfig, path: Path) -> Run | None:
             if not (path / name).exists() or _sha256(path / name) != digest:
                 raise ValueError(f"checkpoint {name} is missing or does not match its checksum")
     except (ValueError, KeyError, json.JSONDecodeError) as error:
-        warnings.warn(f"cached run {path} is corrupt ({error}); training it again")
+        warnings.warn(f"cached run {path} is corrupt ({error}); training it again", stacklevel=2)
         shutil.rmtree(path)
         return None
-    return Run(config, path, entry["history"])
+    return Run(config, path, entry["history"], entry.get("environment", {}))
 
 
 @lru_cache(maxsize=8)
@@ -331,7 +364,8 @@ def _split(config: RunConfig, split: str) -> datasets.Split:
 
 
 def _new_model(config: RunConfig) -> Named:
-    return build_model(config.model, datasets.IMAGE_SHAPE[config.dataset], 10, config.width, **dict(config.options))
+    split = _split(config, "test")
+    return build_model(config.model, split.shape, len(split.classes), config.width, **dict(config.options))
 
 
 def _checkpoint_name(fraction: float) -> str:
@@ -344,7 +378,27 @@ def _save_npy(path: Path, value: np.ndarray) -> None:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def _read_checksums(path: Path) -> dict[str, str]:
+    """A checksum file's {file name: SHA-256}; empty (everything is then recorded again) if absent or damaged."""
+    try:
+        sums = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    ok = isinstance(sums, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in sums.items())
+    return sums if ok else {}
+
+
+def _intact(path: Path, digest: str | None) -> bool:
+    """Whether a cached file exists and matches its checksum; a damaged one is reported (and then redone)."""
+    if not path.exists():
+        return False
+    if digest is not None and _sha256(path) == digest:
+        return True
+    warnings.warn(f"cached file {path} is damaged or has no checksum; recording it again", stacklevel=3)
+    return False
 
 
 def _atomic(path: Path, write) -> None:

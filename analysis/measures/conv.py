@@ -8,7 +8,8 @@ from typing import Literal
 import numpy as np
 
 from .cca import cross, decompose
-from .checks import Array, as_pair, as_tensor, is_complex, is_torch, like, mean64, warn_if_saturated
+from .checks import Array, as_tensor, is_complex, is_torch, like, mean64, warn_if_saturated
+from .protocol import Measure
 from .threads import parallel_map, pieces, worth_splitting
 
 
@@ -29,18 +30,37 @@ class DFTCCAResult:
         """Mean canonical correlation over all frequencies: the similarity, in [0, 1]."""
         return float(self.rho.mean())
 
+    @property
+    def weights(self) -> np.ndarray:
+        """Uniform weights over `rho`, as for CCA."""
+        return np.full(len(self.rho), 1.0 / len(self.rho))
+
+    def __float__(self) -> float:
+        return self.mean
+
 
 def dft_cca(a, b) -> DFTCCAResult:
     """DFT-CCA (Raghu et al. 2017, sec. 3.1; similarity) of conv activations a, b (n, channels, height, width).
 
     A 2-D DFT over the spatial axes block-diagonalises the covariance of translation-invariant data, so CCA
     splits into one (complex) CCA per frequency; the coefficients then equal CCA on the flattened layers.
-    Layers of different spatial size are compared on the low frequencies both have. All frequencies are
-    solved in batched computations (`cca.decompose` on a stack; on the CPU, one piece of the stack per core);
-    for real input, frequencies (u, v) and (-u, -v) are complex conjugates with the same coefficients, so each
-    such pair is solved once. numpy or torch (any device), float32 for float32 input, like `cca`.
+    Layers of different spatial size are compared on the low frequencies both have; a fully connected layer
+    (n, d) counts as a conv layer of d channels at one position, so against a conv layer only its mean over
+    positions (frequency 0) enters. All frequencies are solved in batched computations (`cca.decompose` on a
+    stack; on the CPU, one piece of the stack per core); for real input, frequencies (u, v) and (-u, -v) are
+    complex conjugates with the same coefficients, so each such pair is solved once. numpy or torch (any
+    device), float32 for float32 input, like `cca`.
     """
-    a, b = as_pair(a, b, ndim=4, native=True)
+    return DFT_CCA.pair(as_conv(a), as_conv(b))
+
+
+def as_conv(a):
+    """A layer as conv activations: (n, c, h, w) as it is, a fully connected (n, d) as (n, d, 1, 1)."""
+    return a.reshape(*a.shape, 1, 1) if getattr(a, "ndim", None) == 2 else a
+
+
+def _dft_pair(a: Array, b: Array) -> DFTCCAResult:
+    """DFT-CCA of two validated conv layers."""
     h, w = min(a.shape[2], b.shape[2]), min(a.shape[3], b.shape[3])
     k = min(a.shape[1], b.shape[1])
     warn_if_saturated(len(a), a.shape[1], b.shape[1])
@@ -56,6 +76,9 @@ def dft_cca(a, b) -> DFTCCAResult:
     per_frequency[np.arange(k) >= found[:, None]] = 0.0
     everything = per_frequency[np.arange(k) < found[:, None]]
     return DFTCCAResult(np.sort(everything)[::-1], per_frequency.reshape(h, w, k))
+
+
+DFT_CCA = Measure("dft_cca", lambda x: x, _dft_pair, symmetric=True, ndim=4)
 
 
 def _frequency_cca(sa: Array, sb: Array) -> tuple[np.ndarray, np.ndarray]:

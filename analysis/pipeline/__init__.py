@@ -1,0 +1,1 @@
+"""The pipeline: figures and claims the notebooks leave behind, and running every notebook."""

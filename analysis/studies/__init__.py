@@ -1,0 +1,1 @@
+"""Study helpers: learning dynamics, unit matching, plotting; built on measures and networks."""

@@ -1,0 +1,63 @@
+"""The package's layers: imports point down only, and measures load without torch.nn."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "analysis"
+ORDER = ["measures", "networks", "studies", "pipeline"]  # each may import only those before it
+
+
+def imports(path: Path) -> set[str]:
+    """Absolute names of the modules `path` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text())
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = parts[: len(parts) - node.level]
+                names.add(".".join([*base, node.module] if node.module else base))
+            else:
+                names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", ORDER)
+def test_imports_point_down(layer):
+    above = {f"analysis.{name}" for name in ORDER[ORDER.index(layer) + 1 :]}
+    for path in (PACKAGE / layer).glob("*.py"):
+        wrong = {m for m in imports(path) if any(m == a or m.startswith(a + ".") for a in above)}
+        assert not wrong, f"{path.relative_to(PACKAGE.parent)} imports {sorted(wrong)}, above its layer"
+
+
+def test_measures_never_import_torch_nn_datasets_or_training():
+    for path in (PACKAGE / "measures").glob("*.py"):
+        found = {m for m in imports(path) if m.startswith(("torch.nn", "torchvision", "analysis.networks"))}
+        assert not found, f"{path.name} imports {sorted(found)}"
+
+
+def test_every_module_sits_in_a_layer():
+    loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert not loose, f"modules outside the layers: {loose}"
+
+
+def test_one_cca_call_loads_no_torch_nn():
+    code = ("import sys, numpy as np, analysis; x = np.random.default_rng(0).standard_normal((50, 4)); "
+            "analysis.cca(x, x[:, ::-1] + 1); analysis.similarity_grid([x, x]); "
+            "print(sorted(m for m in sys.modules if m.startswith(('torch', 'torchvision'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_public_name_resolves():
+    import analysis
+
+    for name in analysis.__all__:
+        assert getattr(analysis, name) is not None
+    with pytest.raises(AttributeError):
+        _ = analysis.no_such_name
