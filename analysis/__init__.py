@@ -12,8 +12,8 @@ from importlib import import_module
 _NAMES = {
     "analysis.measures": (
         "CCAResult", "CrossStats", "DFTCCAResult", "Grid", "GridStats", "GroupComparison", "MEASURES", "Measure",
-        "average_pool", "cca", "cka", "compare_group", "dft_cca", "flatten", "linear_cka", "procrustes_distance",
-        "pwcca", "similarity_grid", "svcca",
+        "average_pool", "cca", "cka", "compare_group", "dft_cca", "flatten", "linear_cka", "positions_as_samples",
+        "procrustes_distance", "pwcca", "similarity_grid", "svcca",
     ),
     "analysis.networks.data": ("Dataset", "Split", "load", "register"),
     "analysis.networks.models": ("build_model", "freeze"),

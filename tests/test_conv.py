@@ -152,3 +152,20 @@ def test_read_only_and_strided_numpy_input(recwarn):
     strided = np.ascontiguousarray(b.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # same values, other memory order
     np.testing.assert_allclose(analysis.dft_cca(frozen, strided).per_frequency, exact, atol=1e-12)
     assert not recwarn.list  # the FFT's zero-copy view of the input neither warns nor writes
+
+
+def test_positions_as_samples_pairs_the_same_image_and_position_across_layers():
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((5, 3, 4, 4))
+    every = analysis.positions_as_samples(a)
+    assert every.shape == (80, 3)
+    np.testing.assert_array_equal(every[4 * 4 + 1 * 4 + 2], a[1, :, 1, 2])  # image 1, position (1, 2)
+    b = a * 2 + 1  # another "network": the same positions must be drawn
+    some_a, some_b = analysis.positions_as_samples(a, 3, seed=1), analysis.positions_as_samples(b, 3, seed=1)
+    assert some_a.shape == (15, 3)
+    np.testing.assert_allclose(some_b, some_a * 2 + 1)
+    assert {tuple(r) for r in some_a} <= {tuple(r) for r in every}
+    assert len({tuple(r) for r in some_a[:3]}) == 3  # distinct positions within an image
+    assert not np.array_equal(analysis.positions_as_samples(a, 3, seed=2), some_a)
+    with pytest.raises(ValueError, match="conv activations"):
+        analysis.positions_as_samples(a[:, :, 0])

@@ -4,7 +4,7 @@ Nothing here imports torch.nn, datasets or training; torch itself only when hand
 """
 from .cca import CCAResult, cca, pwcca, svcca
 from .cka import cka, linear_cka
-from .conv import DFTCCAResult, average_pool, dft_cca, flatten
+from .conv import DFTCCAResult, average_pool, dft_cca, flatten, positions_as_samples
 from .grid import Grid, similarity_grid
 from .group import GroupComparison, compare_group
 from .procrustes import procrustes_distance
@@ -14,6 +14,6 @@ from .stream import CrossStats, GridStats
 
 __all__ = [
     "CCAResult", "CrossStats", "DFTCCAResult", "Grid", "GridStats", "GroupComparison", "MEASURES", "Measure",
-    "average_pool", "cca", "cka", "compare_group", "dft_cca", "flatten", "linear_cka", "procrustes_distance",
-    "pwcca", "similarity_grid", "svcca",
+    "average_pool", "cca", "cka", "compare_group", "dft_cca", "flatten", "linear_cka", "positions_as_samples",
+    "procrustes_distance", "pwcca", "similarity_grid", "svcca",
 ]

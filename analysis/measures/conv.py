@@ -171,3 +171,23 @@ def flatten(a) -> np.ndarray:
 def average_pool(a) -> np.ndarray:
     """Conv activations (n, c, h, w) averaged over positions, as a numpy array (n, c)."""
     return reduce_conv(np.asarray(a.detach().cpu() if is_torch(a) else a), "mean")
+
+
+def positions_as_samples(a, per_image: int | None = None, seed: int = 0) -> np.ndarray:
+    """Conv activations (n, c, h, w) as (n * k, c): each channel a neuron, each (image, position) a sample,
+    as the SVCCA paper treats conv layers. `per_image`: k positions drawn per image (None: all h * w); the
+    draw depends only on (n, h, w) and `seed`, so layers of the same shape, e.g. of two networks, are sampled
+    at the same (image, position) pairs. Rows are image-major."""
+    a = np.asarray(a.detach().cpu() if is_torch(a) else a)
+    if a.ndim != 4:
+        raise ValueError(f"expected conv activations (n, channels, height, width), got shape {a.shape}")
+    n, c, h, w = a.shape
+    flat = a.reshape(n, c, h * w)
+    if per_image is None or per_image >= h * w:
+        return flat.transpose(0, 2, 1).reshape(-1, c)
+    if per_image < 1:
+        raise ValueError(f"per_image must be at least 1 position, got {per_image}")
+    rng = np.random.default_rng(seed)
+    picks = np.argsort(rng.random((n, h * w)), axis=1)[:, :per_image]  # k distinct positions per image
+    return np.take_along_axis(flat, picks[:, None, :], axis=2).transpose(0, 2, 1).reshape(-1, c)
+
