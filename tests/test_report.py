@@ -6,7 +6,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import pytest
 
 from analysis.pipeline.report import Claim, check_claims, save_figure, verdicts, write_report
 
@@ -21,15 +20,19 @@ def test_save_figure_writes_png_and_numbers(tmp_path, monkeypatch):
     assert saved == {"figure": "99_test", "params": {"profile": "quick"}, "numbers": {"rho": [0.5, 0.25], "k": 3}}
 
 
-def test_claims_are_printed_saved_and_asserted(tmp_path, monkeypatch, capsys):
+def test_claims_are_printed_saved_and_reported_with_their_control(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SVCCA_FIGURES", str(tmp_path))
-    good = [Claim("similar nets are similar", True, {"svcca": 0.91234})]
+    good = [Claim("similar nets are similar", True, {"svcca": 0.91234}, paper="Fig. 1: above 0.9", ours=0.91234,
+                  control=0.25, sensitivity="fails with 10 directions kept")]
     check_claims("99_test", "a study", good)
-    assert "HOLDS  similar nets are similar" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "HOLDS  similar nets are similar" in out and "sensitivity: fails with 10 directions kept" in out
     assert verdicts(good) == "HOLDS  similar nets are similar"
-    write_report(tmp_path, tmp_path / "REPORT.md")
-    with pytest.raises(AssertionError, match="do not hold"):
-        check_claims("98_test", "a study", [Claim("a finding that fails", False, {"x": 0.1})])
-    report = (tmp_path / "REPORT.md").read_text()
-    assert "| 99_test: a study | similar nets are similar | svcca = 0.912 | yes |" in report
-    assert write_report(tmp_path, tmp_path / "REPORT.md").count("**no**") == 1
+    assert good[0].margin == 0.91234 - 0.25
+    check_claims("98_test", "a study", [Claim("a finding that fails", False, {"x": 0.1}),
+                                        Claim("a tie", None, {"spearman": float("nan")})])  # no exception
+    assert verdicts([Claim("a tie", None)]) == "UNDETERMINED  a tie"
+    report = write_report(tmp_path, tmp_path / "REPORT.md")
+    assert ("| 99_test: a study | similar nets are similar | Fig. 1: above 0.9 | 0.912 | 0.25 | 0.662 | HOLDS "
+            "(sensitivity: fails with 10 directions kept) | svcca = 0.912 |") in report
+    assert report.count("**FAILS**") == 1 and report.count("**UNDETERMINED**") == 1

@@ -14,11 +14,33 @@ from ..networks.paths import project_root
 
 @dataclass(frozen=True)
 class Claim:
-    """One finding of a study: what the paper says, whether our numbers show it, and those numbers."""
+    """One finding of a study, tested: `claim`, the finding as we test it (with the layers and seeds it covers);
+    `holds` (None: undetermined, e.g. a rank correlation of tied values); `numbers`, everything worth reporting
+    (per layer, per seed, spreads); `paper`, what the paper states (figure, direction, its number where it gives
+    one); `ours` and `control`, our number and the same number for the control computed the same way, so that
+    `margin = ours - control`; `sensitivity`, a reasonable variant that changes the verdict, said beside it."""
 
     claim: str
-    holds: bool
-    numbers: dict[str, float] = field(default_factory=dict)
+    holds: bool | None
+    numbers: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""
+    ours: float | None = None
+    control: float | None = None
+    sensitivity: str = ""
+
+    @property
+    def margin(self) -> float | None:
+        """Our number minus the control's."""
+        return None if self.ours is None or self.control is None else self.ours - self.control
+
+    @property
+    def verdict(self) -> str:
+        """HOLDS, FAILS or UNDETERMINED."""
+        return _verdict(self.holds)
+
+
+def _verdict(holds: bool | None) -> str:
+    return "UNDETERMINED" if holds is None else "HOLDS" if holds else "FAILS"
 
 
 def figures_dir() -> Path:
@@ -36,31 +58,39 @@ def save_figure(fig, name: str, numbers: dict[str, Any], params: dict[str, Any] 
 
 
 def check_claims(notebook: str, study: str, claims: list[Claim]) -> None:
-    """Print each claim with its numbers, save them as figures/<notebook>_claims.json, and assert they hold."""
+    """Print each claim with its numbers and save them as figures/<notebook>_claims.json.
+
+    A claim that fails is a result, not an error: the notebook goes on, the report lists it, and `make test`
+    compares the verdicts with those stored in the notebook.
+    """
     for c in claims:
-        numbers = ", ".join(f"{k} = {_fmt(v)}" for k, v in c.numbers.items())
-        print(f"{'HOLDS' if c.holds else 'FAILS'}  {c.claim}\n       {numbers}")
+        print(f"{c.verdict}  {c.claim}\n       {_measured(asdict(c))}")
+        if c.sensitivity:
+            print(f"       sensitivity: {c.sensitivity}")
     _write_json(
         figures_dir() / f"{notebook}_claims.json",
-        {"notebook": notebook, "study": study, "claims": [asdict(c) for c in claims]},
+        {"notebook": notebook, "study": study, "claims": [{**asdict(c), "margin": c.margin} for c in claims]},
     )
-    failed = [c.claim for c in claims if not c.holds]
-    assert not failed, f"{len(failed)} claim(s) of {notebook} do not hold: {failed}"
 
 
 def verdicts(claims: list[Claim]) -> str:
     """One line per claim, without numbers: what CI compares between runs."""
-    return "\n".join(f"{'HOLDS' if c.holds else 'FAILS'}  {c.claim}" for c in claims)
+    return "\n".join(f"{c.verdict}  {c.claim}" for c in claims)
 
 
 def write_report(folder: Path, out: Path, timings: dict[str, float] | None = None) -> str:
     """Markdown reproduction report, one row per claim found in folder/*_claims.json; written to `out`."""
-    rows = ["| study | claim | measured | holds |", "|---|---|---|---|"]
+    rows = ["| study | claim | paper | ours | control | margin | verdict | measured |", "|---|---|---|---|---|---|---|---|"]
     for path in sorted(folder.glob("*_claims.json")):
         entry = json.loads(path.read_text())
         for c in entry["claims"]:
-            numbers = ", ".join(f"{k} = {_fmt(v)}" for k, v in c["numbers"].items())
-            rows.append(f"| {entry['notebook']}: {entry['study']} | {c['claim']} | {numbers} | {'yes' if c['holds'] else '**no**'} |")
+            verdict = _verdict(c["holds"])
+            verdict = verdict if verdict == "HOLDS" else f"**{verdict}**"
+            if c.get("sensitivity"):
+                verdict += f" (sensitivity: {c['sensitivity']})"
+            cells = [f"{entry['notebook']}: {entry['study']}", c["claim"], c.get("paper", ""),
+                     *(_fmt(c.get(k)) for k in ("ours", "control", "margin")), verdict, _measured(c)]
+            rows.append("| " + " | ".join(cells) + " |")
     lines = ["# Reproduction report", "", *rows]
     if timings:
         lines += ["", "| notebook | minutes |", "|---|---|"]
@@ -72,9 +102,18 @@ def write_report(folder: Path, out: Path, timings: dict[str, float] | None = Non
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
     if isinstance(value, (float, np.floating)):
         return f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return str(value)
+
+
+def _measured(claim: dict) -> str:
+    """A claim's numbers as 'name = value, ...'."""
+    return ", ".join(f"{k} = {_fmt(v)}" for k, v in claim["numbers"].items())
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
