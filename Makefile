@@ -3,14 +3,14 @@ PYTHON ?= python3
 PROFILE ?= quick
 VENV := .venv
 PY := $(VENV)/bin/python
-export MPLBACKEND := Agg
 # one code path for training on every x86-64 CPU with AVX2 or better (see analysis/networks/__init__.py)
 export ATEN_CPU_CAPABILITY ?= avx2
 export ONEDNN_MAX_CPU_ISA ?= AVX2
 export MKL_CBWR ?= AVX2
 
-.PHONY: reproduce test setup data bench clean
+.PHONY: reproduce test setup data bench lab clean
 
+# Writes under data/reproduction/; exit status 1 if a notebook failed, a verdict changed or a number drifted.
 reproduce: data
 	$(PY) -m analysis.pipeline.reproduce --profile $(PROFILE)
 
@@ -19,6 +19,10 @@ test: data
 	$(PY) -m ruff check analysis tests benchmarks
 	rm -rf data/test-figures
 	$(PY) -m pytest
+
+# JupyterLab on the notebooks with the project's kernel ("Python (svcca)"); --allow-root for containers run as root.
+lab: data
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --allow-root
 
 bench: setup
 	$(PY) benchmarks/bench.py
@@ -32,10 +36,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name svcca --display-name "Python (svcca)"
 	touch $@
 
-# The quick profile's data: Fashion-MNIST (already here, else Debian's copy, else torchvision's download) and
-# the fortunes text corpus (Debian's package); offline on Debian as root, install Debian's packages and try again
-# (exit status 3 = a dataset could not be had).
-DATASETS := fashion-mnist fortunes
+# The profile's data, checked file by file. quick: Fashion-MNIST (already here, else Debian's copy, else
+# torchvision's download) and the fortunes text corpus (Debian's package); offline on Debian as root, install
+# Debian's packages and try again. full: CIFAR-10 (torchvision's download) and WikiText-2 (placed by hand: the
+# message says where). Exit status 3 = a dataset could not be had.
+DATASETS_quick := fashion-mnist fortunes
+DATASETS_full := cifar10 wikitext-2
+DATASETS := $(DATASETS_$(PROFILE))
 DEBIAN_PACKAGES := dataset-fashion-mnist fortunes
 data: setup
 	$(PY) -m analysis.networks.data $(DATASETS) || { \
@@ -45,4 +52,4 @@ data: setup
 	  $(PY) -m analysis.networks.data $(DATASETS); }
 
 clean:
-	rm -rf $(VENV) data/test-figures data/executed
+	rm -rf $(VENV) data/test-figures data/reproduction data/figures

@@ -106,3 +106,26 @@ def test_registered_datasets_load_without_touching_the_trainer(cache):
     assert data.load("fashion-mnist", "test", n=10).shape == (1, 28, 28)
     with pytest.raises(ValueError, match="choose one of"):
         data.load("mnist")
+
+
+@pytest.mark.skipif(not (data.DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").exists(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_a_damaged_raw_file_is_named_and_prepared_again(tmp_path):
+    root = data.prepare("fashion-mnist", tmp_path)
+    labels = root / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    good = labels.read_bytes()
+    labels.write_bytes(good[:-10] + bytes(10))  # same size, wrong labels
+    with pytest.warns(UserWarning, match=f"{labels} is damaged"):
+        data.prepare("fashion-mnist", tmp_path)
+    assert labels.read_bytes() == good
+
+
+def test_cifar10_with_a_damaged_batch_is_not_ready(tmp_path, monkeypatch):
+    from torchvision.datasets import CIFAR10
+
+    folder = tmp_path / CIFAR10.base_folder
+    folder.mkdir()
+    for name, _ in CIFAR10.train_list + CIFAR10.test_list:
+        (folder / name).write_bytes(b"not the batch")
+    monkeypatch.setattr(data, "_torchvision_dataset", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.warns(UserWarning, match="data_batch_1 is damaged"), pytest.raises(data.DataUnavailable, match="offline"):
+        data.prepare("cifar10", tmp_path)

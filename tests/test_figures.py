@@ -5,15 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
-from regression import moved_numbers
+
+from analysis.pipeline.regression import ABS_TOL, REL_TOL, moved_numbers
 
 BASELINES = Path(__file__).resolve().parents[1] / "figures"
-# Training is seeded, runs on a fixed number of threads and holds torch, oneDNN and MKL to their AVX2 code
-# (analysis/networks/__init__.py), so it gives the same bits on any x86-64 CPU with AVX2 or better; without
-# that, other vector instructions round differently and trained networks end up different (grid values moved
-# by up to 0.06). 0.01 absolute leaves room for other platforms' last digits, far below the effects shown.
-ABS_TOL = 0.01
-REL_TOL = 0.01
 
 
 def baselines() -> list[Path]:

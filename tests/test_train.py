@@ -81,7 +81,7 @@ def test_corrupt_checkpoint_is_detected_and_retrained(cache):
     weights = _weights(run)
     checkpoint = run.path / "checkpoint-1.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:-100] + b"x" * 100)
-    with pytest.warns(UserWarning, match="corrupt"):
+    with pytest.warns(UserWarning, match="damaged"):
         again = train(config, progress=False)
     assert _same(weights, _weights(again))
     manifest = json.loads((again.path / "manifest.json").read_text())
@@ -93,7 +93,7 @@ def test_corrupt_resume_state_restarts_from_scratch(cache):
     path = cache / "runs" / config.key
     path.mkdir(parents=True)
     (path / "state.pt").write_bytes(b"not a torch file")
-    with pytest.warns(UserWarning, match="corrupt"):
+    with pytest.warns(UserWarning, match="damaged"):
         run = train(config, progress=False)
     assert len(run.history) == TINY["epochs"]
 
@@ -201,3 +201,73 @@ def test_training_bits_do_not_depend_on_the_callers_thread_count(cache, tmp_path
     assert _same(first, _weights(second))
     assert second.environment["threads"] == analysis.networks.runs.TRAINING_THREADS
     assert second.environment["torch"] == torch.__version__
+
+
+def _flip_bytes(path, at=0.6, count=64):
+    data = bytearray(path.read_bytes())
+    start = int(len(data) * at)
+    data[start : start + count] = bytes(b ^ 0xFF for b in data[start : start + count])
+    path.write_bytes(bytes(data))
+
+
+def test_resume_state_with_flipped_bytes_is_never_promoted(cache, monkeypatch):
+    config = RunConfig(**{**TINY, "epochs": 3})
+    reference = _weights(train(config, progress=False))
+    shutil.rmtree(cache / "runs")
+    original, calls = _Trainer._train_step, {"n": 0}
+
+    def crash(self, x, y):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise KeyboardInterrupt
+        original(self, x, y)
+
+    monkeypatch.setattr(_Trainer, "_train_step", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.setattr(_Trainer, "_train_step", original)
+    _flip_bytes(cache / "runs" / config.key / "state.pt")
+    with pytest.warns(UserWarning, match="state.pt does not match its checksum"):
+        again = train(config, progress=False)
+    assert _same(reference, _weights(again))  # trained from the start, not from the damaged state
+
+
+@pytest.mark.parametrize("damage", [
+    lambda m: {**m, "checksums": []}, lambda m: {**m, "checksums": None}, lambda m: [m],
+    lambda m: {**m, "history": m["history"][:1]}, lambda m: {k: v for k, v in m.items() if k != "digest"},
+], ids=["checksums-list", "checksums-null", "not-an-object", "history-edited", "no-digest"])
+def test_a_manifest_of_the_wrong_shape_or_content_is_damage(cache, damage):
+    run = train(RunConfig(**TINY), progress=False)
+    manifest = run.path / "manifest.json"
+    manifest.write_text(json.dumps(damage(json.loads(manifest.read_text()))))
+    with pytest.warns(UserWarning, match=f"cached run {run.path} is damaged"):
+        again = train(RunConfig(**TINY), progress=False)
+    assert len(again.history) == TINY["epochs"] and json.loads(manifest.read_text())["digest"]
+
+
+def test_a_file_where_the_run_folder_should_be_is_replaced(cache):
+    config = RunConfig(**TINY)
+    (cache / "runs").mkdir()
+    (cache / "runs" / config.key).write_text("not a folder")
+    with pytest.warns(UserWarning, match="is a file, not a folder"):
+        run = train(config, progress=False)
+    assert run.path.is_dir() and len(run.history) == TINY["epochs"]
+
+
+@pytest.mark.parametrize("damage", ["zeroed rows", "truncated", "checksums"])
+def test_damaged_activations_are_reported_and_recorded_again(cache, damage):
+    run = train(RunConfig(**TINY), progress=False)
+    good = run.activations(["fc1"])["fc1"]
+    folder = run.path / "activations" / "test-1"
+    if damage == "zeroed rows":  # same size, wrong numbers
+        value = good.copy()
+        value[10:20] = 0
+        with open(folder / "fc1.npy", "wb") as f:
+            np.save(f, value)
+    elif damage == "truncated":
+        (folder / "fc1.npy").write_bytes((folder / "fc1.npy").read_bytes()[:-500])
+    else:
+        (folder / "checksums.json").write_text("[1, 2]")
+    with pytest.warns(UserWarning, match=f"cached file {folder / 'fc1.npy'} is damaged"):
+        again = run.activations(["fc1"])["fc1"]
+    np.testing.assert_array_equal(again, good)

@@ -22,6 +22,7 @@ on the reference activations: CCA and PWCCA ~1e-8, SVCCA (float32 bases) ~1e-6.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Literal
@@ -190,6 +191,13 @@ def decompose_gram(gram: np.ndarray, mean: np.ndarray, n: int) -> Subspace:
     """
     lam, v = np.linalg.eigh(gram)
     r = int(np.count_nonzero(lam > lam[-1] * GRAM_RANK_CUT))
+    resolvable = int(np.count_nonzero(lam > lam[-1] * len(lam) * np.finfo(np.float64).eps))
+    if resolvable > r:  # directions an SVD of the samples would keep, but moments cannot resolve
+        warnings.warn(
+            f"{resolvable - r} of the layer's {resolvable} directions have singular values below "
+            f"{np.sqrt(GRAM_RANK_CUT):.1e} of its largest (condition number beyond ~1e4): streamed moments cannot "
+            "resolve them and they are dropped, so the result differs from the in-memory measure on all samples",
+            RuntimeWarning, stacklevel=2)
     w, t, s = _spectral_whitening(lam[len(lam) - r:], v[:, len(lam) - r:])
     return Subspace(None, mean, w, t, s, np.asarray(r), n)
 

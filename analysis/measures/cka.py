@@ -143,7 +143,13 @@ def _gram(x: np.ndarray, kernel: str, bandwidth: float) -> np.ndarray:
     median = np.median(dist2)
     if median == 0:  # most rows identical (e.g. dead ReLU units): the median of the distances that are not 0
         median = np.median(dist2[dist2 > 0])
-    return np.exp(-dist2 / (2 * bandwidth**2 * median))
+    with np.errstate(over="ignore"):  # a tiny bandwidth sends distances to inf, and the kernel to 0: checked next
+        k = np.exp(-(dist2 / median) / (2 * bandwidth) / bandwidth)
+    off = k[~np.eye(len(k), dtype=bool)]
+    if off.max() < 1e-12 or off.min() > 1 - 1e-12:
+        raise ValueError(f"bandwidth {bandwidth} makes the RBF kernel {'the identity' if off.max() < 1e-12 else 'constant'}"
+                         " on this layer (CKA would say nothing); choose a bandwidth nearer 1")
+    return k
 
 
 def _hsic(k: np.ndarray, l: np.ndarray, debiased: bool) -> float:

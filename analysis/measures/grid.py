@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .checks import as_array, is_torch, unify
 from .conv import Reduction, as_conv, check_reduction, reduce_conv
+from .progress import progress_bar
 from .protocol import Measure
 from .registry import measure as get_measure
 from .threads import parallel_map, worth_splitting
@@ -74,7 +74,7 @@ def similarity_grid(
     symmetric = same and m.symmetric
     cells = [(i, j) for i in range(len(rows)) for j in range(len(cols)) if not symmetric or i <= j]
     values = np.empty((len(rows), len(cols)))
-    with tqdm(total=len(everything) + len(cells), desc=f"{measure} grid", disable=progress is False,
+    with progress_bar(total=len(everything) + len(cells), desc=f"{measure} grid", disable=progress is False,
               delay=0 if progress else 2.0) as bar:
         def prepared_one(x):
             out = m.prepare(x, **full)

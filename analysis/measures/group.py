@@ -13,11 +13,11 @@ from itertools import combinations, product
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .checks import unify
 from .conv import Reduction, check_reduction
 from .grid import named_layers, same_samples
+from .progress import progress_bar
 from .registry import measure as get_measure
 from .threads import parallel_map, worth_splitting
 
@@ -97,7 +97,7 @@ def compare_group(
     else:
         pairs = list(product([k for k in keys if k[0] == 0], [k for k in keys if k[0] == 1]))
     values = np.empty((len(names), len(pairs)))
-    with tqdm(total=len(names), desc=f"{measure} group", disable=progress is False, delay=0 if progress else 2.0) as bar:
+    with progress_bar(total=len(names), desc=f"{measure} group", disable=progress is False, delay=0 if progress else 2.0) as bar:
         for row, layer in enumerate(names):
             labels, acts = named_layers({(s, k): everyone[s, k][layer] for s, k in keys}, f"layer {layer!r}", reduce, m)
             acts = unify(*acts)

@@ -16,6 +16,7 @@ import argparse
 import gzip
 import shutil
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -27,7 +28,13 @@ import torch
 from .paths import data_dir
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+#: Fashion-MNIST's raw files and the MD5 of each (decompressed; the same from Zalando's release or Debian's)
+FASHION_MNIST_FILES = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
@@ -206,11 +213,29 @@ def _torchvision_dataset(name: str, root: Path, train: bool, download: bool):
 
 
 def _fashion_mnist_ready(root: Path) -> bool:
-    return all((root / "FashionMNIST" / "raw" / f).exists() for f in FASHION_MNIST_FILES)
+    return _intact(root / "FashionMNIST" / "raw", FASHION_MNIST_FILES)
 
 
 def _cifar10_ready(root: Path) -> bool:
-    return (root / "cifar-10-batches-py" / "test_batch").exists()
+    from torchvision.datasets import CIFAR10
+
+    return _intact(root / CIFAR10.base_folder, dict(CIFAR10.train_list + CIFAR10.test_list))
+
+
+def _intact(folder: Path, md5s: dict[str, str]) -> bool:
+    """Whether every file is in `folder` with its MD5; False, after removing it with a warning naming it, as
+    soon as one is damaged (so that it is prepared again)."""
+    from torchvision.datasets.utils import check_integrity
+
+    for name, md5 in md5s.items():
+        path = folder / name
+        if not path.exists():
+            return False
+        if not check_integrity(str(path), md5):
+            warnings.warn(f"{path} is damaged (its MD5 is not {md5}); preparing it again", stacklevel=4)
+            path.unlink()
+            return False
+    return True
 
 
 def _how_to_get(name: str, root: Path, reason: str) -> str:

@@ -12,9 +12,9 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..measures.conv import Reduction
+from ..measures.progress import progress_bar
 from ..measures.stream import GridStats
 from .models import module
 
@@ -125,7 +125,7 @@ def record(
     parts: dict[str, list[np.ndarray]] = {name: [] for name in layers}
     total = len(data) if hasattr(data, "__len__") else None
     batches = iter_activations(model, data, layers, device, pool)
-    for batch in tqdm(batches, total=total, desc="recording", disable=progress is False, delay=0 if progress else 2.0):
+    for batch in progress_bar(batches, total=total, desc="recording", disable=progress is False, delay=0 if progress else 2.0):
         for name, value in batch.items():
             parts[name].append(value.float().cpu().numpy())
     if not all(parts.values()):
@@ -161,7 +161,7 @@ def stream_stats(
     if other is not None and cols is None:
         raise ValueError("pass cols, the layers of `other` to compare with, along with other")
     stats = GridStats(rows, cols, reduce)
-    batches = tqdm(data, desc="streaming statistics", disable=progress is False, delay=0 if progress else 2.0)
+    batches = progress_bar(data, desc="streaming statistics", disable=progress is False, delay=0 if progress else 2.0)
     if other is None:
         for acts in iter_activations(model, batches, list(dict.fromkeys([*rows, *(cols or ())])), device):
             stats.update({name: acts[name] for name in rows}, None if cols is None else {name: acts[name] for name in cols})

@@ -12,16 +12,22 @@ from typing import Any
 
 from .runs import RunConfig
 
+#: checkpoints of the conv networks: every 10% of training (dense enough to order layers by when they
+#: converge) and the SVCCA paper's Fig. 4 fractions, 35% and 75%
+DYNAMICS = (0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0)
+
 NETWORKS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "mlp": dict(epochs=10),
-        "convnet": dict(width=0.25, epochs=8),
-        "resnet": dict(options=(("blocks", 1),), epochs=8),
+        "convnet": dict(width=0.25, epochs=8, checkpoints=DYNAMICS),
+        "resnet": dict(options=(("blocks", 1),), epochs=8, checkpoints=DYNAMICS),
     },
     "full": {
         "mlp": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, lr=0.01),
-        "convnet": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, augment=True),
-        "resnet": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, augment=True, lr=0.1),
+        "convnet": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, augment=True,
+                        checkpoints=DYNAMICS),
+        "resnet": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, augment=True, lr=0.1,
+                       checkpoints=DYNAMICS),
     },
 }
 PROFILES = tuple(NETWORKS)
@@ -55,11 +61,51 @@ def _seeds(model: str, seeds: tuple[int, ...]) -> Callable[[str], dict[str, tupl
     return lambda profile: {model: tuple(profile_config(model, profile, seed=s) for s in seeds)}
 
 
+def _classes(profile: str) -> dict[str, tuple[RunConfig, ...]]:
+    """Study 05: quick, the ResNet seeds 0-2 (shared with 02; checkpoint 0 is the untrained control); full,
+    torchvision's pretrained ResNet-50, so nothing is trained."""
+    return {"resnet": tuple(profile_config("resnet", profile, seed=s) for s in (0, 1, 2))} if profile == "quick" else {}
+
+
+def _widths(profile: str) -> dict[str, tuple[RunConfig, ...]]:
+    """Study 04: the convnet at five widths spanning 16x, seeds 0-2 each. Quick: widths 1/32 to 1/2 (conv
+    channels 2 to 32 in conv1), each on 3,000 training images so that the widest fit the time budget, saved
+    untrained and trained only; full: CIFAR-10 at widths 1/8 to 2 (width 1 is 01's and 02's convnet)."""
+    quick = profile == "quick"
+    widths = (0.03125, 0.0625, 0.125, 0.25, 0.5) if quick else (0.125, 0.25, 0.5, 1.0, 2.0)
+    budget = dict(n_train=3_000, checkpoints=(0.0, 1.0)) if quick else {}
+    return {f"width {w:g}": tuple(profile_config("convnet", profile, width=w, seed=s, **budget) for s in (0, 1, 2))
+            for w in widths}
+
+
+def _dynamics(profile: str) -> dict[str, tuple[RunConfig, ...]]:
+    """Study 02: the convnet and the ResNet, seeds 0-2 each (shared with 01 and 05), checkpoints every 10% of
+    training plus 35% and 75%; each seed's checkpoint 0 is the untrained control of the others."""
+    return {m: tuple(profile_config(m, profile, seed=s) for s in (0, 1, 2)) for m in ("convnet", "resnet")}
+
+
+
+def _memorization(profile: str) -> dict[str, tuple[RunConfig, ...]]:
+    """Study 03: the convnet trained on the true labels ("generalizing") and on one random permutation of them,
+    the same for every network of the group ("memorizing"), on the same images with the same schedule and no
+    augmentation, so that both groups fit their training labels; each seed's checkpoint 0 is the untrained
+    control. Quick: seeds 0-2 on 1,000 training images, AdamW at a constant 3e-3 for 15 epochs (enough to
+    memorize them); full: seeds 0-4 (the paper's groups of 5) on all of CIFAR-10, 200 epochs at 1e-3."""
+    quick = profile == "quick"
+    seeds = (0, 1, 2) if quick else (0, 1, 2, 3, 4)
+    fit = dict(n_train=1_000, epochs=15, lr=3e-3) if quick else dict(epochs=200, lr=1e-3)
+    common = dict(optimizer="adamw", schedule="constant", augment=False, checkpoints=(0.0, 1.0), label_seed=0, **fit)
+    return {role: tuple(profile_config("convnet", profile, seed=s, random_labels=random, **common) for s in seeds)
+            for role, random in (("generalizing", False), ("memorizing", True))}
+
 #: study -> profile -> runs by role
 STUDIES: dict[str, Callable[[str], dict[str, tuple[RunConfig, ...]]]] = {
-    "00": _seeds("mlp", (0, 1)),
-    "01": _seeds("convnet", (0, 1)),
-    "02": lambda profile: {m: (profile_config(m, profile, seed=0),) for m in ("convnet", "resnet")},
+    "00": _seeds("mlp", (0, 1, 2)),
+    "01": _seeds("convnet", (0, 1, 2)),
+    "02": _dynamics,
+    "03": _memorization,
+    "04": _widths,
+    "05": _classes,
 }
 
 

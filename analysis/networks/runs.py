@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..measures.progress import progress_bar
 from . import data as datasets
 from .hooks import evaluating, model_device, record
 from .models import Named, build_model, freeze
@@ -188,7 +188,7 @@ def train_many(
     line per run trained."""
     unique = list(dict.fromkeys(configs))
     done: dict[RunConfig, Run] = {}
-    bar = tqdm(unique, desc="runs", unit="run", disable=progress is False, delay=0 if progress else 1.0)
+    bar = progress_bar(unique, desc="runs", unit="run", disable=progress is False, delay=0 if progress else 1.0)
     for config in bar:
         cached = _load_finished(config, data_dir() / "runs" / config.key)
         done[config] = cached if cached is not None else train(config, device=device, progress=progress)
@@ -238,7 +238,7 @@ class _Trainer:
             if self.step >= round(f * self.total):
                 freeze(self.net, [layer])
         images, labels = self.train_set.inputs.to(self.device), self.train_set.targets.to(self.device)
-        bar = tqdm(total=self.total, initial=self.step, desc=f"training {c.key}", unit="step", disable=self.progress is False, delay=0 if self.progress else 1.0)
+        bar = progress_bar(total=self.total, initial=self.step, desc=f"training {c.key}", unit="step", disable=self.progress is False, delay=0 if self.progress else 1.0)
         while self.step < self.total:
             epoch, first = divmod(self.step, self.steps_per_epoch)
             order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(c.seed * 100_003 + epoch)).to(self.device)
@@ -259,10 +259,13 @@ class _Trainer:
             bar.set_postfix(test_accuracy=f"{self.history[-1]['test_accuracy']:.3f}")
             self._save_state()
         bar.close()
-        _atomic(self.path / "manifest.json", lambda p: p.write_text(json.dumps(
-            {"config": asdict(c), "environment": environment(self.device), "history": self.history,
-             "checksums": self.checksums}, indent=1)))
+        _check_finite(self.net.state_dict())  # a diverged run is an error, never a cached result
+        entry = {"config": asdict(c), "environment": environment(self.device), "history": self.history,
+                 "checksums": self.checksums}
+        entry["digest"] = _digest(entry)
+        _atomic(self.path / "manifest.json", lambda p: p.write_text(json.dumps(entry, indent=1)))
         (self.path / "state.pt").unlink(missing_ok=True)
+        (self.path / "state.sha256").unlink(missing_ok=True)
         return Run(c, self.path, self.history, environment(self.device))
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -297,19 +300,25 @@ class _Trainer:
             "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
         }
         _atomic(self.path / "state.pt", lambda p: torch.save(state, p))
+        digest = _sha256(self.path / "state.pt")
+        _atomic(self.path / "state.sha256", lambda p: p.write_text(digest))
 
     def _saved_state(self) -> dict | None:
-        """The state an interrupted run left, checked against its checkpoints' checksums; None to start afresh."""
+        """The state an interrupted run left, checked (its own checksum, its checkpoints', finite weights);
+        None to start afresh."""
         file = self.path / "state.pt"
         if not file.exists():
             return None
         try:
+            if not (self.path / "state.sha256").is_file() or _sha256(file) != (self.path / "state.sha256").read_text():
+                raise ValueError("state.pt does not match its checksum")
             state = torch.load(file, map_location=self.device, weights_only=True)
             for name, digest in state["checksums"].items():
                 if _sha256(self.path / name) != digest:
                     raise ValueError(f"checkpoint {name} does not match its checksum")
+            _check_finite(state["model"])
         except Exception as error:  # unpickling a damaged file raises many kinds of error
-            warnings.warn(f"cached run {self.path} is corrupt ({error}); training it again from the start", stacklevel=2)
+            warnings.warn(f"cached run {self.path} is damaged ({error}); training it again from the start", stacklevel=2)
             shutil.rmtree(self.path)
             return None
         return state
@@ -331,24 +340,45 @@ def accuracy(net: nn.Module, split: datasets.Split, batch_size: int = 1000) -> f
 
 
 def _load_finished(config: RunConfig, path: Path) -> Run | None:
+    """The finished run cached at `path`, every file it reads checked; None (the damage reported and the folder
+    removed) when anything is missing, damaged or of the wrong shape."""
+    if path.exists() and not path.is_dir():
+        warnings.warn(f"cached run {path} is a file, not a folder; training it again", stacklevel=3)
+        path.unlink()
+        return None
     manifest = path / "manifest.json"
     if not manifest.exists():
         return None
     try:
         entry = json.loads(manifest.read_text())
+        if not isinstance(entry, dict) or entry.get("digest") != _digest(entry):
+            raise ValueError("manifest.json does not match its digest")
         if entry["config"] != json.loads(json.dumps(asdict(config), default=list)):
             raise ValueError("its configuration differs from the one asked for")
         expected = {_checkpoint_name(f) for f in config.checkpoints}
         if set(entry["checksums"]) != expected:
             raise ValueError(f"it lists checkpoints {sorted(entry['checksums'])}, not {sorted(expected)}")
         for name, digest in entry["checksums"].items():
-            if not (path / name).exists() or _sha256(path / name) != digest:
+            if not (path / name).is_file() or _sha256(path / name) != digest:
                 raise ValueError(f"checkpoint {name} is missing or does not match its checksum")
-    except (ValueError, KeyError, json.JSONDecodeError) as error:
-        warnings.warn(f"cached run {path} is corrupt ({error}); training it again", stacklevel=2)
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as error:  # JSON of any shape, or no file
+        warnings.warn(f"cached run {path} is damaged ({error}); training it again", stacklevel=3)
         shutil.rmtree(path)
         return None
     return Run(config, path, entry["history"], entry.get("environment", {}))
+
+
+def _digest(entry: dict) -> str:
+    """SHA-256 of a manifest's content (everything but its own digest), so that its history is covered too."""
+    body = {k: v for k, v in entry.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=list).encode()).hexdigest()
+
+
+def _check_finite(state: dict[str, torch.Tensor]) -> None:
+    """A ValueError naming the first tensor of a state dict that holds NaN or Inf."""
+    for name, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} holds NaN or Inf")
 
 
 @lru_cache(maxsize=8)

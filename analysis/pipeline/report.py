@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..networks.paths import project_root
+from ..networks.paths import data_dir
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,10 @@ def _verdict(holds: bool | None) -> str:
 
 
 def figures_dir() -> Path:
-    """Figures and the numbers behind them: `$SVCCA_FIGURES`, else `figures/` of the project."""
-    return Path(os.environ.get("SVCCA_FIGURES", project_root() / "figures"))
+    """Where notebooks write figures and the numbers behind them: `$SVCCA_FIGURES` (set by the reproduction
+    runner and the tests), else `data/figures/`; never the committed baselines in `figures/`, which only
+    `python -m analysis.pipeline.reproduce --store-outputs` rewrites."""
+    return Path(os.environ.get("SVCCA_FIGURES", data_dir() / "figures"))
 
 
 def save_figure(fig, name: str, numbers: dict[str, Any], params: dict[str, Any] | None = None) -> Path:
@@ -78,8 +80,13 @@ def verdicts(claims: list[Claim]) -> str:
     return "\n".join(f"{c.verdict}  {c.claim}" for c in claims)
 
 
-def write_report(folder: Path, out: Path, timings: dict[str, float] | None = None) -> str:
-    """Markdown reproduction report, one row per claim found in folder/*_claims.json; written to `out`."""
+def write_report(
+    folder: Path, out: Path, timings: dict[str, float] | None = None, *, errors: dict[str, str] | None = None,
+    drift: dict[str, list[str]] | None = None, verdicts: dict[str, list[str]] | None = None,
+) -> str:
+    """Markdown reproduction report, one row per claim found in folder/*_claims.json, written to `out`; then
+    the notebooks that failed (`errors`), numbers that moved from their baselines (`drift`), verdicts that
+    changed (`verdicts`), and minutes per notebook (`timings`, seconds)."""
     rows = ["| study | claim | paper | ours | control | margin | verdict | measured |", "|---|---|---|---|---|---|---|---|"]
     for path in sorted(folder.glob("*_claims.json")):
         entry = json.loads(path.read_text())
@@ -92,6 +99,14 @@ def write_report(folder: Path, out: Path, timings: dict[str, float] | None = Non
                      *(_fmt(c.get(k)) for k in ("ours", "control", "margin")), verdict, _measured(c)]
             rows.append("| " + " | ".join(cells) + " |")
     lines = ["# Reproduction report", "", *rows]
+    if errors:
+        lines += ["", "## Notebooks that failed", "", *(f"- {name}: {error}" for name, error in errors.items())]
+    if verdicts:
+        lines += ["", "## Verdicts that changed from the committed ones", ""]
+        lines += [f"- {name}: {line}" for name, changed in verdicts.items() for line in changed]
+    if drift:
+        lines += ["", "## Numbers that moved from their committed baselines (beyond the regression tolerance)", ""]
+        lines += [f"- {name}{line}" for name, moved in drift.items() for line in moved[:20]]
     if timings:
         lines += ["", "| notebook | minutes |", "|---|---|"]
         lines += [f"| {name} | {seconds / 60:.1f} |" for name, seconds in timings.items()]
