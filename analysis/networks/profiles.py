@@ -7,7 +7,7 @@ studies that ask for the same configuration share one cached run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .runs import RunConfig
@@ -109,12 +109,16 @@ STUDIES: dict[str, Callable[[str], dict[str, tuple[RunConfig, ...]]]] = {
 }
 
 
-def study_plan(study: str, profile: str = "quick") -> StudyPlan:
-    """What study `study` ("00", "01", ...) trains in `profile`."""
+def study_plan(study: str, profile: str = "quick", dataset: str | None = None) -> StudyPlan:
+    """What study `study` ("00", "01", ...) trains in `profile`; `dataset`: every run on that registered
+    dataset instead of the profile's (the same sizes, so a subset larger than the dataset is an error)."""
     _check_profile(profile)
     if study not in STUDIES:
         raise ValueError(f"no plan for study {study!r}; known: {tuple(STUDIES)}")
-    return StudyPlan(study, profile, STUDIES[study](profile))
+    runs = STUDIES[study](profile)
+    if dataset is not None:
+        runs = {role: tuple(replace(c, dataset=dataset) for c in configs) for role, configs in runs.items()}
+    return StudyPlan(study, profile, runs)
 
 
 def _check_profile(profile: str) -> None:
