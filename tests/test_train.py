@@ -271,3 +271,19 @@ def test_damaged_activations_are_reported_and_recorded_again(cache, damage):
     with pytest.warns(UserWarning, match=f"cached file {folder / 'fc1.npy'} is damaged"):
         again = run.activations(["fc1"])["fc1"]
     np.testing.assert_array_equal(again, good)
+
+
+def test_replacing_a_layer_by_its_projection_changes_accuracy_accordingly(cache):
+    run = train(RunConfig(**TINY), progress=False)
+    net, split = run.model(), run.data("test")
+    full = analysis.accuracy(net, split)
+    fc2 = run.activations(["fc2"])["fc2"]
+    mean = torch.as_tensor(fc2.mean(0))
+    basis = torch.as_tensor(np.linalg.svd(fc2 - fc2.mean(0), full_matrices=False)[2][:1].T)  # top direction
+    with analysis.replacing(net, {"fc2": lambda out: (out - mean) @ basis @ basis.T + mean}):
+        one = analysis.accuracy(net, split)
+    with analysis.replacing(net, {"fc2": lambda out: out}):
+        same = analysis.accuracy(net, split)
+    with analysis.replacing(net, {"fc2": lambda out: mean.expand_as(out)}):
+        none = analysis.accuracy(net, split)
+    assert same == full and none < 0.2 < one < full  # nothing left: chance; one direction: in between
