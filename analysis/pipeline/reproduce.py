@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,11 +31,11 @@ CHECKED = "# NBVAL_CHECK_OUTPUT"  # cells whose output nbval compares; only thes
 
 
 class LocalKernelManager(KernelManager):
-    """Kernels reached over local sockets (IPC) rather than TCP ports: nothing listens on the network, and the
-    kernels do not warn about unencrypted TCP."""
+    """Kernels reached over local sockets (IPC) in a temporary folder rather than TCP ports: nothing listens on
+    the network, and the kernels do not warn about unencrypted TCP."""
 
     def __init__(self, **kwargs):
-        super().__init__(transport="ipc", **kwargs)
+        super().__init__(transport="ipc", ip=str(Path(tempfile.mkdtemp(prefix="svcca-kernel-")) / "ipc"), **kwargs)
 
 
 def reproduce(
