@@ -115,3 +115,98 @@ def test_class_variance_fraction():
     np.testing.assert_allclose(eta, [1.0, 0.0, 0.7, 0.0], atol=1e-12)
     with pytest.raises(ValueError, match="labels"):
         neurons.class_variance_fraction(x, labels[:5])
+
+
+def _classed(n_images=400, d=6, seed=0):
+    """Units driven by a class-dependent latent (n_images, d), labels (n_images,)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 5, n_images)
+    latent = rng.standard_normal((5, 2))[labels] + 0.3 * rng.standard_normal((n_images, 2))
+    x = latent @ rng.standard_normal((2, d)) + 0.1 * rng.standard_normal((n_images, d))
+    return x, labels, rng
+
+
+def test_compare_units_of_a_permuted_copy():
+    x, labels, rng = _classed()
+    y = -1.7 * x[:, rng.permutation(6)] + 1.0  # SVCCA is invariant to scaled orthogonal maps only
+    c = neurons.compare_units(x, y, labels, k=2)
+    assert c.top_pair == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_allclose(c.partners, 1.0, atol=1e-9)
+    np.testing.assert_allclose(c.rho, 1.0, atol=1e-9)
+    np.testing.assert_allclose(c.held_out, 1.0, atol=1e-9)
+    assert c.top_pair_shuffled < 0.3 and c.rho_shuffled[0] < 0.4  # 400 images paired at random
+    assert c.midpoint == pytest.approx((c.top_pair_shuffled + 1) / 2)
+    assert c.random_pair > c.top_pair_shuffled  # units of one latent correlate whichever are drawn
+    assert neurons.compare_units(x, y, labels, k=6).random_pair == pytest.approx(1.0)  # every unit drawn
+
+
+def test_compare_units_of_mixed_units_sees_the_subspace_not_the_neurons():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 1000)
+    x = rng.standard_normal((1000, 4)) * [4, 3, 2, 1]
+    q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    y = x @ q  # the same subspace, every unit a mixture of x's
+    c = neurons.compare_units(x, y, labels, k=1)
+    np.testing.assert_allclose(c.rho, 1.0, atol=1e-9)
+    np.testing.assert_allclose(c.held_out, 1.0, atol=1e-9)
+    assert c.top_pair < 0.99
+    assert abs(c.class_share_directions) < 0.05  # the classes play no part in x
+
+
+def test_compare_units_class_share_of_shared_directions_and_of_loud_private_units():
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 4, 1000)
+    x_shared = np.array([[2.0, 0], [0, 2], [-2, 0], [0, -2]])[labels] + 0.3 * rng.standard_normal((1000, 2))
+    loud_x, loud_y = 10 + rng.standard_normal((2, 1000, 2))  # each net's own strongest units, blind to the class
+    x, y = np.hstack([loud_x, x_shared]), np.hstack([x_shared @ rng.standard_normal((2, 2)), loud_y])
+    c = neurons.compare_units(x, y, labels, k=2)
+    assert c.rho[1] > 0.99 and c.rho_shuffled[0] < 0.2
+    assert c.class_share_directions > 0.8 and c.class_share_neurons < 0.05
+    assert c.top_pair < 0.2 and np.all(c.partners < 0.2)  # the top units are each net's private ones
+
+
+def test_compare_units_of_independent_layers():
+    x, labels, rng = _classed(seed=1)
+    y, _, _ = _classed(seed=2)
+    c = neurons.compare_units(x, y, labels, k=2)
+    assert c.rho[0] < 0.4 and np.all(np.abs(c.held_out) < 0.3) and c.top_pair < 0.3
+
+
+def test_compare_units_shuffles_whole_images():
+    rng = np.random.default_rng(4)
+    n, per_image = 200, 8
+    position = 5 * rng.standard_normal((1, per_image, 3))  # the same position pattern in every image
+    x = (position + rng.standard_normal((n, 1, 3)) + 0.1 * rng.standard_normal((n, per_image, 3))).reshape(-1, 3)
+    c = neurons.compare_units(x, x, rng.integers(0, 3, n), k=1, per_image=per_image)
+    assert c.top_pair == pytest.approx(1.0)
+    assert c.top_pair_shuffled > 0.8  # other images, same positions: the position pattern still lines up
+    with pytest.raises(ValueError, match="per_image"):
+        neurons.compare_units(x, x, np.zeros(n + 1, int), per_image=per_image)
+
+
+def test_compare_units_pads_missing_directions_with_nan():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((300, 1))
+    x = np.concatenate([a, 2 * a, -a], axis=1)  # rank 1: SVCCA keeps one direction
+    c = neurons.compare_units(x, x + 0.01 * rng.standard_normal((300, 3)), rng.integers(0, 3, 300), k=2)
+    assert c.rho[0] > 0.99 and np.isnan(c.rho[1]) and np.isnan(c.held_out[1])
+
+
+def test_compare_networks_covers_every_layer_and_pair():
+    x, labels, rng = _classed()
+    nets = [{"a": x + 0.2 * rng.standard_normal(x.shape), "b": np.repeat(x, 2, axis=0) + rng.standard_normal((800, 6))}
+            for _ in range(3)]
+    result = neurons.compare_networks(nets, labels, per_image={"b": 2}, k=2)
+    assert result.layers == ("a", "b") and result.pairs == ((0, 1), (0, 2), (1, 2))
+    assert result.values("top_pair").shape == (2, 3) and result.values("rho").shape == (2, 3, 2)
+    assert result.values("midpoint").shape == (2, 3)
+    assert np.all(result.values("rho")[0] > result.values("rho")[1])  # more noise in b
+    with pytest.raises(ValueError, match="two networks"):
+        neurons.compare_networks(nets[:1], labels)
+
+
+def test_all_positive():
+    assert neurons.all_positive([0.1, 2.0]) is True
+    assert neurons.all_positive([[0.1, 0.0]]) is False  # a margin of 0 does not beat the control
+    assert neurons.all_positive([0.1, np.nan]) is None  # undetermined, never a pass
+    assert neurons.all_positive([-0.1, np.nan]) is False  # a definite failure anywhere fails the finding
