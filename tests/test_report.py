@@ -36,3 +36,10 @@ def test_claims_are_printed_saved_and_reported_with_their_control(tmp_path, monk
     assert ("| 99_test: a study | similar nets are similar | Fig. 1: above 0.9 | 0.912 | 0.25 | 0.662 | HOLDS "
             "(sensitivity: fails with 10 directions kept) | svcca = 0.912 |") in report
     assert report.count("**FAILS**") == 1 and report.count("**UNDETERMINED**") == 1
+
+
+def test_a_bar_in_a_claim_stays_inside_its_cell(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVCCA_FIGURES", str(tmp_path))
+    check_claims("97_test", "a study", [Claim("best |r| below 0.5", True, {"r": 0.3})])
+    row = next(line for line in write_report(tmp_path, tmp_path / "R.md").splitlines() if "best" in line)
+    assert "best \\|r\\| below 0.5" in row and row.count(" | ") == 7

@@ -97,7 +97,7 @@ def write_report(
                 verdict += f" (sensitivity: {c['sensitivity']})"
             cells = [f"{entry['notebook']}: {entry['study']}", c["claim"], c.get("paper", ""),
                      *(_fmt(c.get(k)) for k in ("ours", "control", "margin")), verdict, _measured(c)]
-            rows.append("| " + " | ".join(cells) + " |")
+            rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")  # a | in a claim (\|r\|) kept in its cell
     lines = ["# Reproduction report", "", *rows]
     if errors:
         lines += ["", "## Notebooks that failed", "", *(f"- {name}: {error}" for name, error in errors.items())]
