@@ -1,5 +1,7 @@
 """Datasets: the offline Debian route, seeded subsets, random labels, normalisation, augmentation."""
 import gzip
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -51,6 +53,14 @@ def test_command_line_exits_3_when_no_route_works(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(data, "_torchvision_dataset", offline)
     assert data.main(["fashion-mnist", "--root", str(tmp_path / "root")]) == 3
     assert "network unreachable" in capsys.readouterr().err
+
+
+def test_command_line_run_as_a_module_exits_3_for_a_missing_corpus(tmp_path):
+    # as the Makefile runs it: a corpus missing (WikiText-2 is placed by hand) is exit status 3, not a traceback
+    done = subprocess.run([sys.executable, "-m", "analysis.networks.data", "wikitext-2", "--root", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert "wikitext-2" in done.stderr.lower() and "Traceback" not in done.stderr
 
 
 def test_unknown_dataset_and_split_are_named():

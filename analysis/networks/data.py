@@ -298,4 +298,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run as `python -m`, this file is `__main__`, a second copy of the module: its DataUnavailable is not the one
+    # the corpora (text.py) raise, so the package's own copy runs the command line
+    from analysis.networks import data
+
+    sys.exit(data.main())
