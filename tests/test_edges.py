@@ -151,6 +151,15 @@ def test_isotropic_scale_from_1e_20_to_1e20_in_single(exponent, name):
     assert value(name, *scaled) == pytest.approx(value(name, x, y), abs=1e-4)
 
 
+@pytest.mark.parametrize("exponent", [-20, 18, 20])
+@pytest.mark.parametrize("name", NAMES)
+def test_single_precision_near_its_range_ends(name, exponent):
+    # squares of 1e18 summed over 240 samples pass float32's largest number (3.4e38) unless rescaled first
+    x, y = pair(name)
+    scaled = (x * 10.0**exponent).astype(np.float32), (y * 10.0**exponent).astype(np.float32)
+    assert value(name, *scaled) == pytest.approx(value(name, x, y), abs=1e-4)
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if MEASURES[n].ndim == 2])
 def test_grid_and_group_name_the_bad_layer(name):
     x, y = pair(name)

@@ -89,16 +89,19 @@ def warn_if_saturated(n: int, dim_x: int, dim_y: int) -> None:
         )
 
 
-#: Layers whose largest magnitude lies outside [2^-SAFE_EXPONENT, 2^SAFE_EXPONENT] are rescaled before their
-#: squares are formed (Gram matrices, distances), which would otherwise overflow or underflow.
+#: Layers whose largest magnitude lies outside [2^-e, 2^e] are rescaled before their squares are formed (Gram
+#: matrices, distances), which would otherwise overflow or underflow; e = 64 in double precision, 32 in single,
+#: whose largest number is 2^128: squares of 2^32 summed over up to 2^60 samples stay finite.
 SAFE_EXPONENT = 64
+SAFE_EXPONENT_SINGLE = 32
 
 
 def unit_scaled(x: Array) -> tuple[Array, float]:
     """`x` times a power of two bringing its largest magnitude near 1 (exact: only exponents change), and that
     factor; `x` itself and 1.0 when its magnitude is already safe. Every measure is invariant to the scale."""
     top = float(abs(x).max())
-    if top == 0 or 2.0**-SAFE_EXPONENT <= top <= 2.0**SAFE_EXPONENT:
+    safe = SAFE_EXPONENT_SINGLE if str(x.dtype).endswith(("float32", "complex64")) else SAFE_EXPONENT
+    if top == 0 or 2.0**-safe <= top <= 2.0**safe:
         return x, 1.0
     factor = 2.0 ** -np.frexp(top)[1]
     return x * factor, factor
