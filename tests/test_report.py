@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from analysis.pipeline.regression import drift, moved_numbers
 from analysis.pipeline.report import Claim, check_claims, save_figure, verdicts, write_report
 
 
@@ -18,6 +19,19 @@ def test_save_figure_writes_png_and_numbers(tmp_path, monkeypatch):
     assert (tmp_path / "99_test.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "99_test.json").read_text())
     assert saved == {"figure": "99_test", "params": {"profile": "quick"}, "numbers": {"rho": [0.5, 0.25], "k": 3}}
+
+
+def test_undefined_numbers_are_stored_as_null_and_compare_equal(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVCCA_FIGURES", str(tmp_path))
+    fig, ax = plt.subplots()
+    numbers = {"spearman": np.array([0.5, np.nan]), "first": [np.float64("nan"), np.inf]}
+    for folder in ("base", "new"):
+        monkeypatch.setenv("SVCCA_FIGURES", str(tmp_path / folder))
+        save_figure(fig, "99_test", numbers)
+    saved = json.loads((tmp_path / "new" / "99_test.json").read_text())
+    assert saved["numbers"] == {"spearman": [0.5, None], "first": [None, float("inf")]}
+    assert drift(tmp_path / "base", tmp_path / "new") == {}
+    assert moved_numbers(None, 0.5, 1e-4, 0.01, "x") == ["x: None -> 0.5"]
 
 
 def test_claims_are_printed_saved_and_reported_with_their_control(tmp_path, monkeypatch, capsys):

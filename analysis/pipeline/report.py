@@ -137,7 +137,8 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars and arrays as JSON-ready Python values, floats rounded to 6 decimals."""
+    """numpy scalars and arrays as JSON-ready Python values, floats rounded to 6 decimals, nan (undefined) as
+    None: a stored nan would equal nothing, not even itself, when the regression check reads it back."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -149,5 +150,5 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return round(float(value), 6)
+        return None if np.isnan(value) else round(float(value), 6)
     return value
