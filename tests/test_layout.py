@@ -61,3 +61,18 @@ def test_every_public_name_resolves():
         assert getattr(analysis, name) is not None
     with pytest.raises(AttributeError):
         _ = analysis.no_such_name
+
+
+NOTEBOOKS = sorted((PACKAGE.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_notebook_takes_profile_and_dataset_and_passes_them_to_its_plan(path):
+    import nbformat
+
+    code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    parameters = next(c for c in code if "parameters" in c.metadata.get("tags", []))
+    names = {line.split("=")[0].strip() for line in parameters.source.splitlines() if "=" in line.split("#")[0]}
+    assert {"profile", "dataset"} <= names
+    calls = [line for c in code for line in c.source.splitlines() if "study_plan(" in line]
+    assert all("dataset=dataset" in line for line in calls), calls

@@ -83,3 +83,26 @@ def test_a_batch_runs_on_past_failures_never_touches_baselines_and_reports_drift
     assert reproduce.reproduce("quick", ["03"]) == 0  # a partial run keeps the other notebooks' rows
     report = (out / "REPORT.md").read_text()
     assert "| 01: a study |" in report and "| 01_first |" in report and "| 03_third |" in report
+
+
+@pytest.mark.slow
+def test_another_dataset_reaches_every_run_of_the_plan_and_writes_beside_the_quick_outputs(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    for folder in ("analysis", "notebooks", "figures"):
+        (project / folder).mkdir(parents=True)
+    plan = ("import analysis\nplan = analysis.study_plan('04', profile, dataset=dataset)\n"
+            "value = float(len(plan.configs))\nprint(sorted({c.dataset for c in plan.configs}))")
+    _notebook(project / "notebooks" / "04_plan.ipynb", "profile = 'quick'\ndataset = None", plan, STUDY.format(n="04"))
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("SVCCA_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("SVCCA_FIGURES", raising=False)
+    with pytest.raises(ValueError, match="baselines"):
+        reproduce.reproduce("quick", store_outputs=True, dataset="cifar10")
+
+    assert reproduce.reproduce("quick", dataset="cifar10") == 0  # nothing to compare with: no drift, no baseline
+    out = tmp_path / "data" / "reproduction" / "quick-cifar10"
+    executed = nbformat.read(out / "executed" / "04_plan.ipynb", as_version=4)
+    printed = next(cell for cell in executed.cells if cell.get("id") == "c1").outputs[0].text
+    assert printed == "['cifar10']\n"  # every run of the study's plan
+    assert (out / "figures" / "04_line.json").exists() and "| 04: a study |" in (out / "REPORT.md").read_text()
+    assert list((project / "figures").iterdir()) == []  # the tracked baselines untouched
