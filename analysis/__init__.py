@@ -26,6 +26,11 @@ _NAMES = {
                                   "lower_minus_upper", "self_similarity"),
     "analysis.studies.neurons": ("TopUnitMatch", "align_signs", "best_matches", "class_variance_fraction",
                                  "match_top_units", "top_units", "unit_correlations", "unit_norms"),
+    "analysis.studies.sequences": ("OverSequence", "over_sequence"),
+    "analysis.studies.freezing": ("backward_saving", "freeze_schedule", "layer_macs", "matched_schedule"),
+    "analysis.studies.compression": ("Projection", "pca_projection", "projected_accuracy", "svcca_projection"),
+    "analysis.studies.matching": ("SparsePrediction", "one_to_one", "sparse_prediction"),
+    "analysis.studies.visualize": ("REGULARIZERS", "Regularizer", "high_frequency_fraction", "maximize", "tiles"),
 }
 _WHERE = {name: module for module, names in _NAMES.items() for name in names}
 __all__ = sorted(_WHERE)

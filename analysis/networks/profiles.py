@@ -21,6 +21,8 @@ NETWORKS: dict[str, dict[str, dict[str, Any]]] = {
         "mlp": dict(epochs=10),
         "convnet": dict(width=0.25, epochs=8, checkpoints=DYNAMICS),
         "resnet": dict(options=(("blocks", 1),), epochs=8, checkpoints=DYNAMICS),
+        "lstm": dict(dataset="fortunes", n_train=8_000, options=(("embed", 32), ("hidden", 64), ("n_layers", 3)),
+                     optimizer="adamw", lr=0.01, weight_decay=0.0, epochs=8, batch_size=64, checkpoints=DYNAMICS),
     },
     "full": {
         "mlp": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, lr=0.01),
@@ -28,6 +30,9 @@ NETWORKS: dict[str, dict[str, dict[str, Any]]] = {
                         checkpoints=DYNAMICS),
         "resnet": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, augment=True, lr=0.1,
                        checkpoints=DYNAMICS),
+        "lstm": dict(dataset="wikitext-2", n_train=None, n_test=None,
+                     options=(("embed", 128), ("hidden", 512), ("n_layers", 3)), optimizer="adamw", lr=2e-3,
+                     weight_decay=0.0, epochs=20, checkpoints=DYNAMICS),
     },
 }
 PROFILES = tuple(NETWORKS)
@@ -98,6 +103,37 @@ def _memorization(profile: str) -> dict[str, tuple[RunConfig, ...]]:
     return {role: tuple(profile_config("convnet", profile, seed=s, random_labels=random, **common) for s in seeds)
             for role, random in (("generalizing", False), ("memorizing", True))}
 
+#: study 07's top-down control that saves as much weight-gradient compute as bottom-up freezing: the linear
+#: regime's fractions times this factor (`analysis.studies.freezing.matched_schedule` on each profile's convnet;
+#: tests/test_freezing.py checks that the two savings agree)
+FREEZE_MATCH = {"quick": 0.5855, "full": 0.5925}
+
+
+def _freezing(profile: str) -> dict[str, tuple[RunConfig, ...]]:
+    """Study 07: the convnet trained normally and with its layers frozen one by one, seeds 0-2 each; "normal" is
+    04's width-1/4 convnet on 3,000 images (quick) or 01's and 02's convnet (full). The k-th of its 7 layers is
+    frozen at k/7 of training (the SVCCA paper's linear regime; the logits, due at the end, never are):
+    bottom-up, top-down at the same fractions, top-down at fractions scaled to save what bottom-up saves, and
+    bottom-up from halfway (at 1/2 + k/14, saving what top-down at k/7 saves)."""
+    budget = dict(width=0.25, n_train=3_000, checkpoints=(0.0, 1.0)) if profile == "quick" else {}
+    normal = tuple(profile_config("convnet", profile, seed=s, **budget) for s in (0, 1, 2))
+    layers = ("conv1", "conv2", "conv3", "conv4", "fc1", "fc2", "logits")
+    linear = [k / len(layers) for k in range(1, len(layers))]
+    schedules = {
+        "bottom-up": tuple(zip(layers, linear)),
+        "top-down": tuple(zip(layers[::-1], linear)),
+        "top-down, same saving": tuple(zip(layers[::-1], (FREEZE_MATCH[profile] * f for f in linear))),
+        "bottom-up from halfway": tuple(zip(layers, (0.5 + f / 2 for f in linear))),
+    }
+    return {"normal": normal, **{role: tuple(replace(c, freeze=s) for c in normal) for role, s in schedules.items()}}
+
+
+def _visualization(profile: str) -> dict[str, tuple[RunConfig, ...]]:
+    """Study 10 trains nothing: quick, 01's convnets, seeds 0-2; full, torchvision's pretrained ImageNet AlexNet
+    (the paper's CaffeNet's twin)."""
+    return _seeds("convnet", (0, 1, 2))(profile) if profile == "quick" else {}
+
+
 #: study -> profile -> runs by role
 STUDIES: dict[str, Callable[[str], dict[str, tuple[RunConfig, ...]]]] = {
     "00": _seeds("mlp", (0, 1, 2)),
@@ -106,6 +142,11 @@ STUDIES: dict[str, Callable[[str], dict[str, tuple[RunConfig, ...]]]] = {
     "03": _memorization,
     "04": _widths,
     "05": _classes,
+    "06": _seeds("lstm", (0, 1, 2)),
+    "07": _freezing,
+    "08": _seeds("convnet", (0, 1, 2)),  # 01's convnets: compression projects their layers and trains nothing
+    "09": _seeds("convnet", (0, 1, 2)),  # 01's convnets (checkpoint 0: the untrained control): matching trains nothing
+    "10": _visualization,
 }
 
 
