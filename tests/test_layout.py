@@ -1,7 +1,9 @@
 """The package's layers: imports point down only, and measures load without torch.nn."""
 import ast
+import re
 import subprocess
 import sys
+from importlib.metadata import packages_distributions, requires
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,15 @@ def test_one_cca_call_loads_no_torch_nn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
+
+def test_every_third_party_import_is_a_declared_dependency():
+    # the installed package's metadata: pyproject.toml's dependencies and extras as `make setup` installed them
+    declared = {re.split(r"[\s;<>=!~\[]", r, maxsplit=1)[0].lower() for r in requires("analysis")}
+    distributions = packages_distributions()
+    tops = {name.split(".")[0] for path in PACKAGE.rglob("*.py") for name in imports(path)}
+    third_party = tops - set(sys.stdlib_module_names) - {"analysis", "__future__"}
+    missing = {t for t in third_party if not {d.lower() for d in distributions.get(t, [t])} & declared}
+    assert not missing, f"imported by analysis but not in pyproject.toml's dependencies: {sorted(missing)}"
 
 def test_every_public_name_resolves():
     import analysis
