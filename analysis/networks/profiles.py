@@ -15,6 +15,8 @@ from .runs import RunConfig
 #: checkpoints of the conv networks: every 10% of training (dense enough to order layers by when they
 #: converge) and the SVCCA paper's Fig. 4 fractions, 35% and 75%
 DYNAMICS = (0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0)
+#: the LSTM's: its three layers converge within a tenth of training of each other, where DYNAMICS's grid left ties
+FINE = tuple(k / 20 for k in range(21))
 
 NETWORKS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
@@ -22,7 +24,7 @@ NETWORKS: dict[str, dict[str, dict[str, Any]]] = {
         "convnet": dict(width=0.25, epochs=8, checkpoints=DYNAMICS),
         "resnet": dict(options=(("blocks", 1),), epochs=8, checkpoints=DYNAMICS),
         "lstm": dict(dataset="fortunes", n_train=8_000, options=(("embed", 32), ("hidden", 64), ("n_layers", 3)),
-                     optimizer="adamw", lr=0.01, weight_decay=0.0, epochs=8, batch_size=64, checkpoints=DYNAMICS),
+                     optimizer="adamw", lr=0.01, weight_decay=0.0, epochs=8, batch_size=64, checkpoints=FINE),
     },
     "full": {
         "mlp": dict(dataset="cifar10", n_train=None, n_test=10_000, epochs=100, lr=0.01),
@@ -32,7 +34,7 @@ NETWORKS: dict[str, dict[str, dict[str, Any]]] = {
                        checkpoints=DYNAMICS),
         "lstm": dict(dataset="wikitext-2", n_train=None, n_test=None,
                      options=(("embed", 128), ("hidden", 512), ("n_layers", 3)), optimizer="adamw", lr=2e-3,
-                     weight_decay=0.0, epochs=20, checkpoints=DYNAMICS),
+                     weight_decay=0.0, epochs=20, checkpoints=FINE),
     },
 }
 PROFILES = tuple(NETWORKS)
