@@ -1,4 +1,4 @@
-"""Shared fixtures: the SVCCA authors' real activations (tests/fixtures), and a scratch run cache."""
+"""Shared fixtures: the SVCCA authors' real activations (tests/fixtures), a scratch run cache, an offline torch hub."""
 from pathlib import Path
 
 import numpy as np
@@ -30,3 +30,22 @@ def cache(tmp_path, monkeypatch) -> Path:
     (tmp_path / "FashionMNIST").symlink_to(source / "FashionMNIST")
     monkeypatch.setenv("SVCCA_DATA", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch) -> Path:
+    """An empty TORCH_HOME, and every download path of torch/torchvision failing as when offline: the folder
+    pretrained weights go in."""
+    import urllib.error
+
+    import torch
+    import torchvision
+
+    def fail(*args, **kwargs):
+        raise urllib.error.URLError("offline (test)")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fail)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fail)
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", fail, raising=False)
+    return tmp_path / "torch" / "hub" / "checkpoints"

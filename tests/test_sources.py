@@ -29,19 +29,6 @@ def acts(source) -> dict[str, np.ndarray]:
     return source.activations(LAYERS, _images(4, 64), batch_size=3, progress=False)
 
 
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """An empty TORCH_HOME, and every download path of torch/torchvision failing as when offline."""
-    def fail(*args, **kwargs):
-        raise urllib.error.URLError("offline (test)")
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fail)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", fail)
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", fail, raising=False)
-    return tmp_path / "torch" / "hub" / "checkpoints"
-
-
 def test_records_shapes(acts):
     assert {k: v.shape for k, v in acts.items()} == {
         "maxpool": (4, 64, 16, 16), "layer1.0": (4, 256, 16, 16), "layer4.2": (4, 2048, 2, 2),

@@ -2,7 +2,6 @@
 effect, the high-frequency measure on known spectra, gradients reaching the input, determinism; the paper's ImageNet
 AlexNet through torchvision's weight loading, offline: a randomly initialised checkpoint and fake image folders."""
 import math
-import urllib.error
 from types import SimpleNamespace
 
 import numpy as np
@@ -285,17 +284,6 @@ def test_pictures_are_stretched_to_their_own_range():
         vis.as_picture(np.zeros((2, 4, 4)))
 
 
-@pytest.fixture
-def offline_hub(tmp_path, monkeypatch):
-    """An empty TORCH_HOME, and torch's download failing as when offline: the folder pretrained weights go in."""
-    def fail(*args, **kwargs):
-        raise urllib.error.URLError("offline (test)")
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fail)
-    return tmp_path / "torch" / "hub" / "checkpoints"
-
-
 def fake_imagenet(root, classes, count: int = 2) -> None:
     """`count` random JPEGs per class in root/imagenet/val/<wnid>/, the layout `sources.imagenet_images` reads."""
     rng = np.random.default_rng(0)
@@ -306,20 +294,20 @@ def fake_imagenet(root, classes, count: int = 2) -> None:
             Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(folder / f"val_{i}.JPEG")
 
 
-def test_missing_imagenet_weights_say_which_file_goes_where(offline_hub, tmp_path):
+def test_missing_imagenet_weights_say_which_file_goes_where(offline, tmp_path):
     with pytest.raises(sources.WeightsUnavailable) as caught:  # reported before the (absent) images are looked for
         vis.imagenet_subject("IMAGENET1K_V1", root=tmp_path, device="cpu")
     message = str(caught.value)
     url = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
-    assert url in message and f"put it at {offline_hub / 'alexnet-owt-7be5be79.pth'}" in message
+    assert url in message and f"put it at {offline / 'alexnet-owt-7be5be79.pth'}" in message
     assert "TORCH_HOME" in message
 
 
-def test_the_papers_alexnet_from_a_checkpoint_in_the_hub_cache(offline_hub, tmp_path):
+def test_the_papers_alexnet_from_a_checkpoint_in_the_hub_cache(offline, tmp_path):
     torch.manual_seed(3)
     state = torchvision.models.alexnet(weights=None).state_dict()  # a randomly initialised AlexNet stands in for the ImageNet weights
-    offline_hub.mkdir(parents=True)
-    torch.save(state, offline_hub / "alexnet-owt-7be5be79.pth")
+    offline.mkdir(parents=True)
+    torch.save(state, offline / "alexnet-owt-7be5be79.pth")
     fake_imagenet(tmp_path, [555, 185])
     subject = vis.imagenet_subject("IMAGENET1K_V1", classes=[555, 185], per_class=2, root=tmp_path, device="cpu")
     (net,) = subject.nets
