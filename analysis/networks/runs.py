@@ -198,6 +198,13 @@ def train_many(
     return [done[c] for c in configs]
 
 
+def optimizer(config: RunConfig, params) -> torch.optim.Optimizer:
+    """The run's optimizer over `params`: SGD with momentum or AdamW, at the configuration's learning rate."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
 def lr_at(config: RunConfig, step: int, total: int) -> float:
     """Learning rate at `step` of `total` under the run's schedule."""
     if config.schedule == "cosine":
@@ -219,12 +226,7 @@ class _Trainer:
         state = self._saved_state()
         torch.manual_seed(c.seed)
         self.net = _new_model(c).to(self.device)
-        params = self.net.parameters()
-        self.opt = (
-            torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-            if c.optimizer == "sgd"
-            else torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
-        )
+        self.opt = optimizer(c, self.net.parameters())
         self.step, self.history, self.sums, self.checksums = 0, [], [0.0, 0, 0], {}
         if state is not None:
             self.net.load_state_dict(state["model"])

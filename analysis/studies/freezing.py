@@ -22,7 +22,7 @@ from torch import nn
 from ..networks.data import load
 from ..networks.hooks import evaluating
 from ..networks.models import build_model, freeze, module
-from ..networks.runs import TRAINING_THREADS, Run, RunConfig, task_loss
+from ..networks.runs import TRAINING_THREADS, Run, RunConfig, optimizer, task_loss
 
 Schedule = tuple[tuple[str, float], ...]  # (layer, fraction of training from which it is frozen), as RunConfig.freeze
 ORDERS = ("bottom-up", "top-down")
@@ -149,9 +149,7 @@ def step_seconds(
     for layers in dict.fromkeys(frozenset(s) for s in frozen_sets):
         net = copy.deepcopy(base)
         freeze(net, layers)
-        opt = (torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-               if config.optimizer == "sgd" else torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay))
-        nets[layers] = (net, opt)
+        nets[layers] = (net, optimizer(config, net.parameters()))
     threads = torch.get_num_threads()
     torch.set_num_threads(TRAINING_THREADS)
     try:
