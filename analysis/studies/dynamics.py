@@ -23,10 +23,10 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import rankdata
 
-from ..measures.cca import SVCCA
 from ..measures.checks import as_array
 from ..measures.conv import positions_as_samples
 from ..measures.grid import Grid, similarity_grid
+from ..measures.registry import measure
 from ..measures.threads import parallel_map
 
 Activations = Callable[[float], Mapping[str, Any]]
@@ -237,15 +237,17 @@ def view(views: Views, reduction: Reduction = "positions") -> np.ndarray:
     return views[own_size(views) if reduction == "positions" else 1]
 
 
-def _svcca_values(pairs: list[tuple[np.ndarray, np.ndarray]], keep: int | float) -> np.ndarray:
-    """SVCCA (mean canonical correlation) of each (x, y) pair, each distinct array prepared once."""
+def pair_values(pairs: Sequence[tuple[Any, Any]], name: str = "svcca", **options) -> np.ndarray:
+    """The registered measure `name` (with `options`) of each (x, y) pair of (samples, features) arrays, each
+    distinct array prepared once: (len(pairs),)."""
+    m = measure(name)
     arrays = list({id(a): a for pair in pairs for a in pair}.values())
     for x, y in pairs:
         if len(x) != len(y):
             raise ValueError(f"layers to compare hold different samples: {len(x)} and {len(y)}")
-    options = SVCCA.resolve({"keep": keep})
-    prepared = dict(zip(map(id, arrays), parallel_map(lambda a: SVCCA.prepare(as_array(a, native=True), **options), arrays)))
-    return np.array(parallel_map(lambda p: float(SVCCA.compare(prepared[id(p[0])], prepared[id(p[1])])), pairs))
+    options = m.resolve(options)
+    prepared = dict(zip(map(id, arrays), parallel_map(lambda a: m.prepare(as_array(a, native=True), **options), arrays)))
+    return np.array(parallel_map(lambda p: float(m.compare(prepared[id(p[0])], prepared[id(p[1])])), pairs))
 
 
 def similarity_to(
@@ -259,7 +261,7 @@ def similarity_to(
     (len(sources), len(layers)): e.g. every checkpoint against the final network (each layer's similarity to its
     final self), or control networks against it."""
     pairs = [(view(s[name], reduction), view(target[name], reduction)) for s in sources for name in layers]
-    return _svcca_values(pairs, keep).reshape(len(sources), len(layers))
+    return pair_values(pairs, keep=keep).reshape(len(sources), len(layers))
 
 
 def resized_grid(rows: Mapping[str, Views], cols: Mapping[str, Views], keep: int | float = 0.99) -> Grid:
@@ -275,7 +277,7 @@ def resized_grid(rows: Mapping[str, Views], cols: Mapping[str, Views], keep: int
                 if size not in views:
                     raise ValueError(f"layer {name!r} is not kept at size {size}: record it with resized_at")
             cells.append((rows[r][size], cols[c][size]))
-    values = _svcca_values(cells, keep).reshape(len(rows), len(cols))
+    values = pair_values(cells, keep=keep).reshape(len(rows), len(cols))
     return Grid(values, tuple(rows), tuple(cols), "svcca")
 
 

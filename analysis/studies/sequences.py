@@ -16,11 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..measures.checks import as_array
-from ..measures.registry import measure
-from ..measures.threads import parallel_map
 from ..networks.hooks import record, steps_as_samples
-from .dynamics import SeedCurves, progress
+from .dynamics import SeedCurves, pair_values, progress
 
 Weights = Literal["final", "other"]
 #: states of one network: fraction of training -> layer -> hidden states (sequences, time, features)
@@ -43,17 +40,6 @@ def record_states(
     batches = [inputs[i : i + 500] for i in range(0, len(inputs), 500)]
     fractions = run.config.checkpoints if fractions is None else fractions
     return {float(f): record(run.model(f), batches, list(layers), progress=False) for f in fractions}
-
-
-def _pwcca_pairs(pairs: list[tuple[Any, Any]]) -> np.ndarray:
-    """PWCCA of each (x, y) pair of (samples, features) arrays, weights from x; each distinct array prepared once."""
-    m = measure("pwcca")
-    arrays = list({id(a): a for pair in pairs for a in pair}.values())
-    for x, y in pairs:
-        if len(x) != len(y):
-            raise ValueError(f"layers to compare hold different samples: {len(x)} and {len(y)}")
-    prepared = dict(zip(map(id, arrays), parallel_map(lambda a: m.prepare(as_array(a, native=True)), arrays)))
-    return np.array([float(m.compare(prepared[id(x)], prepared[id(y)])) for x, y in pairs])
 
 
 def final_self_curves(
@@ -86,7 +72,7 @@ def final_self_curves(
             for name in layers:
                 target = own[final][name]
                 pairs.append((target, source[name]) if weights == "final" else (source[name], target))
-    values = _pwcca_pairs(pairs).reshape(len(flat), shape[0], len(layers))
+    values = pair_values(pairs, "pwcca").reshape(len(flat), shape[0], len(layers))
     t, o = len(fractions), len(flat) - 1
     return SeedCurves(tuple(layers), fractions, "time steps as samples", 1.0, values[:, :t], values[:, t : t + o],
                       values[:, t + o :])
@@ -147,5 +133,5 @@ def over_sequence(states: np.ndarray, reference: int = -1, *, seed: int = 0) -> 
     reference %= time
     last, shuffled = states[:, reference], states[derangement(n, seed), reference]
     pairs = [(last, states[:, t]) for t in range(time)] + [(shuffled, states[:, t]) for t in range(time)]
-    values = _pwcca_pairs(pairs)
+    values = pair_values(pairs, "pwcca")
     return OverSequence(reference, values[:time], values[time:])
