@@ -20,6 +20,7 @@ _NAMES = {
     "analysis.networks.hooks": ("capture", "evaluating", "iter_activations", "record", "replacing",
                                 "steps_as_samples", "stream_stats"),
     "analysis.networks.runs": ("Run", "RunConfig", "accuracy", "train", "train_many"),
+    "analysis.networks.cluster": ("Cluster", "RunsFailed"),
     "analysis.networks.profiles": ("StudyPlan", "profile_config", "study_plan"),
     "analysis.networks.sources": ("Pretrained",),
     "analysis.studies.dynamics": ("Convergence", "convergence_order", "depth_correlation", "learning_grids",

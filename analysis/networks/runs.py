@@ -16,7 +16,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from . import data as datasets
 from .hooks import evaluating, model_device, record
 from .models import Named, build_model, freeze
 from .paths import data_dir
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 CACHE_FORMAT = 2  # bump when a change to training makes old cached runs wrong
 #: Intra-op threads for training on the CPU, whatever the machine: a reduction split over another number of
@@ -157,7 +160,11 @@ class Run:
 def train(config: RunConfig, *, device: torch.device | str | None = None, progress: bool | None = None) -> Run:
     """The trained run of `config`: loaded from the cache when it is there, else trained (resuming an
     interrupted run) and cached. `device`: default a GPU when torch sees one, else the CPU."""
-    path = data_dir() / "runs" / config.key
+    return _train_at(config, data_dir() / "runs" / config.key, device, progress)
+
+
+def _train_at(config: RunConfig, path: Path, device: torch.device | str | None, progress: bool | None) -> Run:
+    """`train`, with the run's folder given (a Ray worker may train into its own node's cache)."""
     done = _load_finished(config, path)
     if done is not None:
         return done
@@ -181,12 +188,25 @@ def environment(device: torch.device) -> dict[str, str | int]:
 
 def train_many(
     configs: list[RunConfig] | tuple[RunConfig, ...], *, device: torch.device | str | None = None,
-    progress: bool | None = None,
+    progress: bool | None = None, cluster: Cluster | bool | None = None,
 ) -> list[Run]:
-    """The trained runs of `configs`, in order: cached ones loaded, the others trained one after another
-    (each configuration once, however often it is listed), with one progress bar over the runs and a summary
-    line per run trained."""
+    """The trained runs of `configs`, in order: cached ones loaded, the others trained (each configuration once,
+    however often it is listed), with one progress bar over the runs and a summary line per run trained.
+
+    `cluster`: where the missing runs are trained. None (default): as the environment says, which is one after
+    another in this process unless `SVCCA_RAY` or `RAY_ADDRESS` is set; False: here, whatever the environment;
+    True: as Ray tasks on a local Ray; a `Cluster`: on that Ray (see `analysis.networks.cluster`).
+    """
+    from . import cluster as ray_cluster  # imported here: it builds on this module, and imports Ray only when used
+
+    chosen = ray_cluster.choose(cluster)
     unique = list(dict.fromkeys(configs))
+    if chosen is not None:
+        found = {c: _load_finished(c, data_dir() / "runs" / c.key) for c in unique}
+        missing = [c for c, run in found.items() if run is None]
+        found |= ray_cluster.train_on_ray(missing, chosen, device=device, progress=progress,
+                                          finished=len(unique) - len(missing))
+        return [found[c] for c in configs]
     done: dict[RunConfig, Run] = {}
     bar = progress_bar(unique, desc="runs", unit="run", disable=progress is False, delay=0 if progress else 1.0)
     for config in bar:
