@@ -75,6 +75,27 @@ def test_interrupted_run_resumes_bitwise(cache, monkeypatch):
     assert resumed.history == reference_history
 
 
+def test_run_stopped_after_a_checkpoint_on_an_epochs_last_step_resumes_with_that_epochs_history(cache, monkeypatch):
+    config = RunConfig(**{**TINY, "checkpoints": (0.0, 0.5)})  # 0.5: the last step of epoch 1
+    reference = train(config, progress=False)
+    reference_weights, reference_history = _weights(reference), reference.history
+    shutil.rmtree(cache / "runs")
+    original = _Trainer._checkpoint
+
+    def stop_after_half(self, fraction):
+        original(self, fraction)
+        if fraction == 0.5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Trainer, "_checkpoint", stop_after_half)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.setattr(_Trainer, "_checkpoint", original)
+    resumed = train(config, progress=False)
+    assert resumed.history == reference_history
+    assert _same(reference_weights, _weights(resumed))
+
+
 def test_corrupt_checkpoint_is_detected_and_retrained(cache):
     config = RunConfig(**TINY)
     run = train(config, progress=False)

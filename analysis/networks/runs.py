@@ -256,6 +256,9 @@ class _Trainer:
         _atomic(self.path / "config.json", lambda p: p.write_text(json.dumps(asdict(c), indent=1)))
         if self.step == 0 and 0 in self.checkpoint_steps:
             self._checkpoint(0.0)
+        epochs_done, into_epoch = divmod(self.step, self.steps_per_epoch)
+        if into_epoch == 0 and len(self.history) < epochs_done:  # saved by a checkpoint on an epoch's last step
+            self._end_epoch(epochs_done - 1)
         for layer, f in c.freeze:  # layers frozen from the start, or by the point a resumed run had reached
             if self.step >= round(f * self.total):
                 freeze(self.net, [layer])
@@ -270,16 +273,8 @@ class _Trainer:
                 bar.update()
                 if self.step in self.checkpoint_steps:
                     self._checkpoint(self.checkpoint_steps[self.step])
-            loss, hits, seen = self.sums
-            self.history.append({
-                "epoch": epoch + 1,
-                "train_loss": loss / seen,
-                "train_accuracy": hits / seen,
-                "test_accuracy": accuracy(self.net, self.test_set),
-            })
-            self.sums = [0.0, 0, 0]
+            self._end_epoch(epoch)
             bar.set_postfix(test_accuracy=f"{self.history[-1]['test_accuracy']:.3f}")
-            self._save_state()
         bar.close()
         _check_finite(self.net.state_dict())  # a diverged run is an error, never a cached result
         entry = {"config": asdict(c), "environment": environment(self.device), "history": self.history,
@@ -289,6 +284,17 @@ class _Trainer:
         (self.path / "state.pt").unlink(missing_ok=True)
         (self.path / "state.sha256").unlink(missing_ok=True)
         return Run(c, self.path, self.history, environment(self.device))
+
+    def _end_epoch(self, epoch: int) -> None:
+        loss, hits, seen = self.sums
+        self.history.append({
+            "epoch": epoch + 1,
+            "train_loss": loss / seen,
+            "train_accuracy": hits / seen,
+            "test_accuracy": accuracy(self.net, self.test_set),
+        })
+        self.sums = [0.0, 0, 0]
+        self._save_state()
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         c = self.config
