@@ -49,6 +49,16 @@ def test_bad_cluster_settings_are_named(settings, problem):
         cluster.choose("local")
 
 
+def test_tasks_ask_for_gpus_only_where_the_cluster_has_them_and_carry_the_cpu_code_path():
+    small = Cluster(cpus_per_run=1, gpus_per_run=0.25, retries=5)
+    on_gpus = cluster.task_options(small, {"CPU": 32.0, "GPU": 4.0})
+    assert (on_gpus["num_gpus"], on_gpus["num_cpus"], on_gpus["max_retries"]) == (0.25, 1, 5)
+    assert cluster.task_options(small, {"CPU": 32.0})["num_gpus"] == 0
+    assert cluster.task_options(Cluster(), {"CPU": 2.0, "GPU": 1.0})["num_gpus"] == 1
+    assert not on_gpus["retry_exceptions"]
+    assert on_gpus["runtime_env"]["env_vars"] == {v: os.environ[v] for v in cluster.CPU_VARIABLES}
+
+
 def test_default_training_never_imports_ray(cache):
     code = ("import sys; from analysis.networks.runs import RunConfig, train_many; "
             f"train_many([RunConfig(**{TINY!r})], progress=False); assert 'ray' not in sys.modules, 'ray imported'")
@@ -158,16 +168,22 @@ def test_a_failing_run_is_reported_and_the_others_are_kept(local_ray, cache):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_tasks_and_keeps_finished_runs(local_ray, cache):
-    first, long = RunConfig(**{**TINY, "seed": 3}), RunConfig(**{**LONGER, "seed": 1})
-    folder = cache / "runs" / long.key
+    configs = [RunConfig(**{**LONGER, "seed": s}) for s in (1, 2)]
+    folders = [cache / "runs" / c.key for c in configs]
+    fired = []
 
-    def interrupt_once_the_first_is_done_and_the_long_run_trains():
-        _wait_for(lambda: (cache / "runs" / first.key / "manifest.json").exists() and (folder / "state.pt").exists())
+    def one_done_and_the_other_training() -> bool:  # the two take turns: each asks for both CPUs
+        return any((a / "manifest.json").exists() and (b / "state.pt").exists() for a, b in (folders, folders[::-1]))
+
+    def interrupt_then():
+        _wait_for(one_done_and_the_other_training)
+        fired.append(True)
         _thread.interrupt_main()
 
-    threading.Thread(target=interrupt_once_the_first_is_done_and_the_long_run_trains, daemon=True).start()
+    threading.Thread(target=interrupt_then, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        train_many([first, long], progress=False, cluster=Cluster(cpus_per_run=1))  # both at once
-    assert _load_finished(first, cache / "runs" / first.key) is not None
+        train_many(configs, progress=False, cluster=Cluster(cpus_per_run=2))
+        assert fired, "both runs finished before one of them was seen training after the other"
+    kept = [_load_finished(c, f) is not None for c, f in zip(configs, folders)]
+    assert sorted(kept) == [False, True]  # the finished one, and not the stopped one
     _wait_for(lambda: not _ray_tasks(), timeout=30)
-    assert not (folder / "manifest.json").exists()

@@ -97,11 +97,8 @@ def train_on_ray(
     root = data_dir().resolve()  # the path the workers are given
     root.mkdir(parents=True, exist_ok=True)
     token = (root / f".ray-token-{secrets.token_hex(8)}", secrets.token_hex(16))
-    gpus = cluster.gpus_per_run if ray.cluster_resources().get("GPU", 0) > 0 else 0
-    task = ray.remote(_train_task).options(
-        num_cpus=cluster.cpus_per_run, num_gpus=gpus, max_retries=cluster.retries, retry_exceptions=False,
-        runtime_env={"env_vars": {v: os.environ[v] for v in CPU_VARIABLES if v in os.environ}},
-    )
+    options = task_options(cluster, ray.cluster_resources())
+    task = ray.remote(_train_task).options(**options)
     where = None if device is None else str(device)
     done: dict[RunConfig, Run] = {}
     failures: dict[RunConfig, str] = {}
@@ -122,7 +119,7 @@ def train_on_ray(
                     failures[config] = _reason(error)
                     bar.write(f"failed {config.key} on Ray: {failures[config]}")
                 bar.update()
-            running = min(len(pending), _running(ray, cluster, gpus))
+            running = min(len(pending), _running(ray, options))
             bar.set_postfix({"running": running, "queued": len(pending) - running}, refresh=False)
     except KeyboardInterrupt:
         for ref in pending:
@@ -134,6 +131,17 @@ def train_on_ray(
     if failures:
         raise RunsFailed(failures)
     return done
+
+
+def task_options(cluster: Cluster, resources: dict[str, float]) -> dict:
+    """Ray's options for one run's task on a cluster with `resources` (`ray.cluster_resources()`): GPUs asked for
+    only where there are some; retried when its worker dies, never when the run itself raises; the CPU variables
+    set in the worker process."""
+    return dict(
+        num_cpus=cluster.cpus_per_run, num_gpus=cluster.gpus_per_run if resources.get("GPU", 0) > 0 else 0,
+        max_retries=cluster.retries, retry_exceptions=False,
+        runtime_env={"env_vars": {v: os.environ[v] for v in CPU_VARIABLES if v in os.environ}},
+    )
 
 
 def _train_task(config: RunConfig, device: str | None, cache: str, token: tuple[str, str],
@@ -180,10 +188,10 @@ def _store(config: RunConfig, files: dict[str, bytes] | None, path: Path) -> Run
     return run
 
 
-def _running(ray, cluster: Cluster, gpus: float) -> int:
+def _running(ray, options: dict) -> int:
     """How many runs the cluster's busy resources amount to (Ray does not report which tasks have started)."""
     total, free = ray.cluster_resources(), ray.available_resources()
-    kind, each = ("GPU", gpus) if gpus else ("CPU", cluster.cpus_per_run)
+    kind, each = ("GPU", options["num_gpus"]) if options["num_gpus"] else ("CPU", options["num_cpus"])
     return math.floor((total.get(kind, 0) - free.get(kind, 0)) / each + 1e-9)
 
 
