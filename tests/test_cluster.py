@@ -1,6 +1,5 @@
 """Training on Ray: chosen only when asked; runs bitwise the serial ones through a shared cache or Ray's object
 store; a killed worker retried; a failing run reported without losing the others; Ctrl-C keeps finished runs."""
-import _thread
 import os
 import subprocess
 import sys
@@ -167,23 +166,26 @@ def test_a_failing_run_is_reported_and_the_others_are_kept(local_ray, cache):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_tasks_and_keeps_finished_runs(local_ray, cache):
+def test_ctrl_c_stops_the_tasks_and_keeps_finished_runs(local_ray, cache, monkeypatch):
+    # Ctrl-C reaches the driver's loop as a KeyboardInterrupt; raised here as the first run is stored, once the
+    # second trains. (`_thread.interrupt_main` from a watching thread raised nothing in two of two full `make test`
+    # runs, though it did in every run of this file alone; the cause was not found.) The two take turns: each
+    # asks for both CPUs.
     configs = [RunConfig(**{**LONGER, "seed": s}) for s in (1, 2)]
-    folders = [cache / "runs" / c.key for c in configs]
-    fired = []
+    folders = {c: cache / "runs" / c.key for c in configs}
+    store = cluster._store
 
-    def one_done_and_the_other_training() -> bool:  # the two take turns: each asks for both CPUs
-        return any((a / "manifest.json").exists() and (b / "state.pt").exists() for a, b in (folders, folders[::-1]))
+    def store_then_ctrl_c(config, files, path):
+        store(config, files, path)
+        other = next(c for c in configs if c != config)
+        _wait_for(lambda: (folders[other] / "state.pt").exists())
+        raise KeyboardInterrupt
 
-    def interrupt_then():
-        _wait_for(one_done_and_the_other_training)
-        fired.append(True)
-        _thread.interrupt_main()
-
-    threading.Thread(target=interrupt_then, daemon=True).start()
+    monkeypatch.setattr(cluster, "_store", store_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         train_many(configs, progress=False, cluster=Cluster(cpus_per_run=2))
-        assert fired, "both runs finished before one of them was seen training after the other"
-    kept = [_load_finished(c, f) is not None for c, f in zip(configs, folders)]
-    assert sorted(kept) == [False, True]  # the finished one, and not the stopped one
     _wait_for(lambda: not _ray_tasks(), timeout=30)
+    kept = [_load_finished(c, folders[c]) is not None for c in configs]
+    assert sorted(kept) == [False, True]  # the finished one, and not the stopped one
+    stopped = next(folders[c] for c, k in zip(configs, kept) if not k)
+    assert (stopped / "state.pt").exists() and not (stopped / "manifest.json").exists()  # stopped mid-run
