@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from analysis.networks import cluster
+from analysis.networks import CPU_CODE_PATH, cluster
 from analysis.networks.cluster import Cluster, RunsFailed
 from analysis.networks.runs import RunConfig, _load_finished, train_many
 
@@ -56,7 +56,7 @@ def test_tasks_ask_for_gpus_only_where_the_cluster_has_them_and_carry_the_cpu_co
     assert cluster.task_options(small, {"CPU": 32.0})["num_gpus"] == 0
     assert cluster.task_options(Cluster(), {"CPU": 2.0, "GPU": 1.0})["num_gpus"] == 1
     assert not on_gpus["retry_exceptions"]
-    assert on_gpus["runtime_env"]["env_vars"] == {v: os.environ[v] for v in cluster.CPU_VARIABLES}
+    assert on_gpus["runtime_env"]["env_vars"] == {v: os.environ[v] for v in CPU_CODE_PATH}
 
 
 def test_default_training_never_imports_ray(cache):

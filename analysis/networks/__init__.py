@@ -8,6 +8,8 @@ CPU has, and networks trained with other instructions round differently and end 
 """
 import os
 
-for _variable, _value in (("ATEN_CPU_CAPABILITY", "avx2"), ("ONEDNN_MAX_CPU_ISA", "AVX2"), ("MKL_CBWR", "AVX2")):
+#: the variables that hold torch, oneDNN and MKL to AVX2, and their values (Ray workers get the same; see `cluster`)
+CPU_CODE_PATH = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+for _variable, _value in CPU_CODE_PATH.items():
     os.environ.setdefault(_variable, _value)
 del _variable, _value

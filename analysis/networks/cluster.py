@@ -23,13 +23,11 @@ from pathlib import Path
 import torch
 
 from ..measures.progress import progress_bar
+from . import CPU_CODE_PATH
 from .paths import data_dir
 from .runs import TRAINING_THREADS, Run, RunConfig, _load_finished, _train_at
 
 ENVIRONMENT = "SVCCA_RAY"
-#: read by torch, oneDNN and MKL when a worker first loads them (see `analysis.networks`): set for the worker
-#: process itself, as they are here, so that CPU training there takes this process's code path
-CPU_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,9 @@ def task_options(cluster: Cluster, resources: dict[str, float]) -> dict:
     return dict(
         num_cpus=cluster.cpus_per_run, num_gpus=cluster.gpus_per_run if resources.get("GPU", 0) > 0 else 0,
         max_retries=cluster.retries, retry_exceptions=False,
-        runtime_env={"env_vars": {v: os.environ[v] for v in CPU_VARIABLES if v in os.environ}},
+        # read by torch, oneDNN and MKL when the worker first loads them: set for the worker process itself, as
+        # they are here, so that CPU training there takes this process's code path
+        runtime_env={"env_vars": {v: os.environ[v] for v in CPU_CODE_PATH if v in os.environ}},
     )
 
 
